@@ -50,6 +50,8 @@ class ExplainRequest(BaseModel):
     cues: list[Cue] = Field(default_factory=list)
     label_space: list[str] | None = None
     demos: list[Demo] = Field(default_factory=list)
+    # Non-verbal inputs given to a projector model as soft tokens: {"audio"|"face": file path}.
+    media: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("text")
     @classmethod
@@ -92,6 +94,7 @@ class Explainer:
         backend: str | Backend = "transformers",
         *,
         adapter: str | None = None,
+        projector: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
         dtype: str = "bfloat16",
@@ -130,6 +133,11 @@ class Explainer:
                 kwargs.update(base_url=base_url, api_key=api_key)
             else:
                 kwargs.update(adapter=adapter, dtype=dtype)
+            if projector:
+                if backend != "transformers":
+                    raise AffectError(f"--projector needs the transformers backend (got {backend!r}); serve soft "
+                                      "tokens through vLLM with prompt embeddings, see affect_llm.projector.vllm_embeds")
+                kwargs["projector"] = projector
             self.backend = make_backend(backend, **kwargs)
         else:
             self.backend = backend
@@ -150,6 +158,7 @@ class Explainer:
             cues=[c.model_dump() for c in req.cues],
             label_space=req.label_space or [],
             demos=[d.model_dump() for d in req.demos],
+            soft=sorted(req.media),
         )
         return [{"role": "system", "content": self.system.render()}, {"role": "user", "content": user}]
 
@@ -224,6 +233,12 @@ class Explainer:
         return reports
 
     def _run(self, reqs: list[ExplainRequest]) -> list[EmotionReport]:
+        extra: dict[str, Any] = {}
+        if any(r.media for r in reqs):
+            if not getattr(self.backend, "accepts_media", False):
+                raise AffectError("audio/face soft tokens need a projector model: load one with --projector DIR "
+                                  "(or pass the signals as textualized cues instead)")
+            extra["media"] = [dict(r.media) for r in reqs]
         start = time.perf_counter()
         gens = self.backend.generate(
             [self.messages(r) for r in reqs],
@@ -231,6 +246,7 @@ class Explainer:
             temperature=self.temperature,
             seed=self.seed,
             json_schema=self.schema(reqs[0]),
+            **extra,
         )
         seconds = time.perf_counter() - start
         reports = []

@@ -13,6 +13,7 @@ FULL = dict(
     label_space=["anger", "joy", "neutral"],
     demos=[{"text": "Great.", "speaker": "Ross", "context": [{"speaker": "Joey", "text": "Hi"}], "label": "neutral",
             "answer": '{"labels": ["neutral"]}'}],
+    soft=["audio", "face"],
 )
 
 
@@ -36,6 +37,14 @@ def test_explain_slots_fill():
 def test_erc_is_instructerc_wording():
     out = get_template("erc").render(**FULL)
     assert "select the emotional label of <Monica: I can't believe you forgot.> from <anger, joy, neutral>" in out
+
+
+@pytest.mark.parametrize("name", ["explain", "erc"])
+def test_soft_token_placeholders(name):
+    out = get_template(name).render(**FULL)
+    assert "Their voice: <audio>" in out and "Their face: <face>" in out
+    plain = get_template(name).render(**{**FULL, "soft": []})
+    assert "<audio>" not in plain and "<face>" not in plain
 
 
 def test_missing_variable_is_an_error():

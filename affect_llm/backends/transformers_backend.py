@@ -18,13 +18,18 @@ class TransformersBackend:
         model: str | None = None,
         *,
         adapter: str | None = None,
+        projector: str | None = None,
         dtype: str = "bfloat16",
         threads: int | None = None,
         repetition_penalty: float = 1.1,
         model_obj: Any = None,
         tokenizer_obj: Any = None,
     ) -> None:
-        """Load `model` (registry name, folder or HF id) or wrap an already-built `model_obj`."""
+        """Load `model` (registry name, folder or HF id) or wrap an already-built `model_obj`.
+
+        `projector`: a folder saved by the projector SFT stages; prompts may then hold `<audio>` / `<face>`
+        and `generate(..., media=[{"audio": path}, ...])` fills them with soft tokens.
+        """
         import torch
 
         from affect_llm.runtime import configure_threads
@@ -46,6 +51,13 @@ class TransformersBackend:
         if adapter:
             self.model = _attach_adapter(self.model, adapter)
             self.model_id = f"{self.model_id}+{adapter}"
+        self.affect = None
+        if projector:
+            from affect_llm.projector.affect_lm import AffectLM
+
+            self.affect = AffectLM.from_pretrained(projector, self.model, self.tokenizer)
+            self.model_id = f"{self.model_id}+projector"
+        self.accepts_media = self.affect is not None
         self.model.eval()
         tok = self.tokenizer
         tok.padding_side = "left"
@@ -63,12 +75,19 @@ class TransformersBackend:
         temperature: float = 0.0,
         seed: int = 0,
         json_schema: dict[str, Any] | None = None,
+        media: list[dict[str, Any]] | None = None,
     ) -> list[Generation]:
+        """`media`: per conversation {"audio"|"face": path or array} for the soft-token placeholders."""
         import torch
         from transformers import LogitsProcessorList
 
         prompts = [self.prompt_text(m) for m in batch]
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        if self.affect is not None:  # spliced prompt embeddings (+ the ids, with pad ids in the slots)
+            enc = self.affect.prompt_batch(prompts, media or [{} for _ in prompts])
+        else:
+            if media and any(media):
+                raise AffectError("audio/face soft tokens need a projector (load one with --projector DIR)")
+            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         processors = LogitsProcessorList()
         if json_schema is not None:
             from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor

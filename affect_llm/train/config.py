@@ -72,6 +72,10 @@ class _AffectFields:
     )
     torch_dtype: str = field(default="float32", metadata={"help": "weights dtype: float32 | bfloat16 | float16"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (None = runtime default)"})
+    init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "continue training this LoRA adapter folder (e.g. GRPO after SFT) instead of a new one"},
+    )
 
     def _affect_errors(self) -> list[str]:
         errs: list[str] = []
@@ -104,6 +108,11 @@ class _AffectFields:
             errs.append(f"torch_dtype: must be one of {', '.join(DTYPES)}, got {self.torch_dtype!r}")
         if self.threads is not None and self.threads < 1:
             errs.append(f"threads: must be >= 1, got {self.threads}")
+        if self.init_adapter is not None:
+            if not (Path(self.init_adapter) / "adapter_config.json").is_file():
+                errs.append(f"init_adapter: {self.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+            if not self.use_lora:
+                errs.append("init_adapter: needs use_lora: true")
         return errs
 
     def _validate(self, trl_post_init, extra: list[str]) -> None:
@@ -148,9 +157,56 @@ class AffectSFTConfig(_AffectFields, _trl_mod.SFTConfig):
         default="auto",
         metadata={"help": "auto: the sample's description if any, else a short generated one | generated"},
     )
+    projector: str | None = field(
+        default=None,
+        metadata={"help": "train soft-token projectors for audio/face (linear | mlp | qformer); None = text only"},
+    )
+    projector_encoders: list[str] = field(
+        default_factory=lambda: ["whisper"],
+        metadata={"help": "frozen frame encoders feeding the projectors: whisper, prosody, face"},
+    )
+    projector_tokens: int = field(default=8, metadata={"help": "soft tokens per encoder and input"})
+    projector_hidden: int = field(default=256, metadata={"help": "projector hidden size (mlp, qformer)"})
+    projector_stage: int = field(
+        default=2,
+        metadata={"help": "1: projector only, target = textualized cue phrases; 2: projector + LoRA on explain"},
+    )
+    projector_init: str | None = field(
+        default=None, metadata={"help": "start from a saved projector folder (e.g. the stage-1 output)"}
+    )
+    projector_cues: bool = field(
+        default=True, metadata={"help": "stage 2: keep the textualized cues in the prompt beside the soft tokens"}
+    )
+
+    def _projector_errors(self) -> list[str]:
+        from affect_llm.projector.projectors import PROJECTORS
+
+        errs: list[str] = []
+        if self.projector is None:
+            if self.projector_init:
+                errs.append("projector_init: set projector too (linear | mlp | qformer)")
+            return errs
+        if self.projector not in PROJECTORS:
+            errs.append(f"projector: must be one of {', '.join(PROJECTORS)}, got {self.projector!r}")
+        from affect_llm.projector.encoders import ENCODERS
+
+        bad = [e for e in self.projector_encoders if e not in ENCODERS]
+        if bad or not self.projector_encoders:
+            errs.append(f"projector_encoders: unknown {bad}; valid: {', '.join(ENCODERS)}")
+        if self.projector_tokens < 1:
+            errs.append(f"projector_tokens: must be >= 1, got {self.projector_tokens}")
+        if self.projector_hidden < 1:
+            errs.append(f"projector_hidden: must be >= 1, got {self.projector_hidden}")
+        if self.projector_stage not in (1, 2):
+            errs.append(f"projector_stage: must be 1 or 2, got {self.projector_stage}")
+        if self.projector_init and not (Path(self.projector_init) / "projector_config.json").is_file():
+            errs.append(f"projector_init: {self.projector_init!r} is not a projector folder (no projector_config.json)")
+        if self.projector_stage == 1 and self.init_adapter:
+            errs.append("init_adapter: stage 1 trains the projector alone (the LM stays frozen)")
+        return errs
 
     def __post_init__(self) -> None:
-        extra = []
+        extra = self._projector_errors()
         if self.explanation_from not in ("auto", "generated"):
             extra.append(f"explanation_from: must be 'auto' or 'generated', got {self.explanation_from!r}")
         if self.packing:

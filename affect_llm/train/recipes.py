@@ -57,6 +57,16 @@ def load_model(cfg):
     return model, tok, label
 
 
+def continue_adapter(model, adapter_dir: str):
+    """Wrap `model` with a saved LoRA adapter whose weights keep training (GRPO after SFT, stage 2 after 1)."""
+    from peft import PeftModel
+
+    from affect_llm.backends.base import check_adapter_dir
+
+    check_adapter_dir(adapter_dir)
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+
+
 def _dataset(rows: list[dict[str, Any]], what: str):
     from datasets import Dataset
 
@@ -101,15 +111,26 @@ def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
     from affect_llm.train.data import file_sha256
     from affect_llm.train.runcard import write_run_card
 
-    rows = build_rows(recipe, cfg, cfg.train_file)
-    train_ds = _dataset(rows, recipe)
-    eval_ds = _dataset(build_rows(recipe, cfg, cfg.eval_file), recipe + " eval") if cfg.eval_file else None
+    projector = getattr(cfg, "projector", None) if recipe == "sft" else None
+    if not projector:
+        rows = build_rows(recipe, cfg, cfg.train_file)
+        train_ds = _dataset(rows, recipe)
+        eval_ds = _dataset(build_rows(recipe, cfg, cfg.eval_file), recipe + " eval") if cfg.eval_file else None
     model, tok, label = load_model(cfg)
     peft_config = lora_config(cfg) if cfg.use_lora else None
+    if cfg.init_adapter:
+        model = continue_adapter(model, cfg.init_adapter)
+        peft_config = None
+    prepared = None
+    if projector:
+        from affect_llm.projector.training import prepare
+
+        prepared = prepare(cfg, model, tok, label)
+        model, train_ds, eval_ds, peft_config = prepared.model, prepared.train_dataset, prepared.eval_dataset, None
     common = dict(model=model, args=cfg, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
                   peft_config=peft_config, callbacks=callbacks)
     if recipe == "sft":
-        trainer = trl.SFTTrainer(**common)
+        trainer = trl.SFTTrainer(**common, data_collator=prepared.collator if prepared else None)
     elif recipe == "dpo":
         trainer = trl.DPOTrainer(**common)
     elif recipe == "grpo":
@@ -124,9 +145,14 @@ def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
-    trainer.save_model(cfg.output_dir)
-    if trainer.is_world_process_zero() and not cfg.use_lora:
-        tok.save_pretrained(cfg.output_dir)
+    lm_trained = not (prepared and cfg.projector_stage == 1)  # stage 1 leaves the LM untouched: save no copy
+    if lm_trained:
+        trainer.save_model(cfg.output_dir)
+    if trainer.is_world_process_zero():
+        if lm_trained and not cfg.use_lora:
+            tok.save_pretrained(cfg.output_dir)
+        if prepared:
+            prepared.save(cfg.output_dir)
     metrics: dict[str, Any] = dict(result.metrics)
     metrics["wall_s"] = round(seconds, 2)
     logged = [h for h in trainer.state.log_history if "loss" in h or any(k.startswith("rewards/") for k in h)]
@@ -139,6 +165,8 @@ def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
         "data": data_files,
         "data_sha256": {str(Path(f).name): file_sha256(f) for f in data_files},
         "n_train_rows": len(train_ds),
+        "init_adapter": cfg.init_adapter,
+        "projector": prepared.affect.config_dict() if prepared else None,
         "world_size": cfg.world_size,
         "trainable_params": trainable,
         "total_params": total,

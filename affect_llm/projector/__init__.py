@@ -1,0 +1,23 @@
+"""Projector encoders: audio and face frames as soft tokens for any causal LM (AffectGPT / Emotion-LLaMA route).
+
+- `encoders`: frozen frame encoders (Whisper tiny.en encoder, prosody descriptors, face blendshapes + pose);
+- `projectors`: `linear`, `mlp`, `qformer` maps from frames to a fixed number of LM-sized tokens;
+- `affect_lm`: `AffectLM`, the composition that splices projected tokens at `<audio>` / `<face>`;
+- `data`, `training`: stage-1/2 rows, the multimodal collator and the SFT-recipe hook.
+
+Heavy modules import lazily; `from affect_llm.projector import AffectLM` is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AffectLM", "PLACEHOLDERS"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from affect_llm.projector import affect_lm
+
+        return getattr(affect_lm, name)
+    raise AttributeError(name)
