@@ -130,6 +130,26 @@ def is_cached(name: str) -> bool:
     return _marker(name).is_file()
 
 
+DEFAULT_ADAPTER = "default"  # the name users give for the LoRA adapter shipped inside the package
+
+
+def default_adapter_dir() -> Path | None:
+    """The bundled LoRA adapter of the default LLM (affect_llm/adapters/default), if this install has it."""
+    path = Path(__file__).resolve().parent / "adapters" / "default"
+    return path if (path / "adapter_config.json").is_file() else None
+
+
+def resolve_adapter(adapter: str | None, model: str | None) -> str | None:
+    """`"default"` -> the bundled adapter when `model` is the default LLM (it was trained for that model only);
+    None -> no adapter; anything else -> a folder, returned as given."""
+    if adapter != DEFAULT_ADAPTER:
+        return adapter
+    if model not in (None, "", "default", DEFAULT_LLM):
+        return None
+    path = default_adapter_dir()
+    return str(path) if path else None
+
+
 def asset_path(name: str) -> Path:
     """Local folder of a pulled asset. Never downloads."""
     get_spec(name)

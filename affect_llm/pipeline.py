@@ -93,7 +93,7 @@ class Explainer:
         model: str | None = None,
         backend: str | Backend = "transformers",
         *,
-        adapter: str | None = None,
+        adapter: str | None = "default",
         projector: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
@@ -107,7 +107,11 @@ class Explainer:
         demos: str | None = None,
         k: int = 0,
     ) -> None:
-        """`label_vocabulary`: "emotions" (the bundled emotion words), a list, or None for free labels."""
+        """`label_vocabulary`: "emotions" (the bundled emotion words), a list, or None for free labels.
+
+        `adapter`: "default" = the tuned LoRA adapter shipped for the default model (only applied to that
+        model, and only by in-process backends), None = the bare model, or an adapter folder.
+        """
         self.template = get_template(template)
         self.system = get_template(system_template)
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
@@ -132,7 +136,9 @@ class Explainer:
             if backend == "openai":
                 kwargs.update(base_url=base_url, api_key=api_key)
             else:
-                kwargs.update(adapter=adapter, dtype=dtype)
+                from affect_llm.assets import resolve_adapter
+
+                kwargs.update(adapter=resolve_adapter(adapter, model), dtype=dtype)
             if projector:
                 if backend != "transformers":
                     raise AffectError(f"--projector needs the transformers backend (got {backend!r}); serve soft "

@@ -228,6 +228,10 @@ class EvalRunner:
             _require_matplotlib()
         from affect_llm.pipeline import Explainer
 
+        if suite.backend != "openai":
+            from affect_llm.assets import resolve_adapter
+
+            adapter = resolve_adapter(adapter, suite.model)
         kwargs: dict[str, Any] = {"model": suite.model, "adapter": adapter, "base_url": base_url, "api_key": api_key,
                                   "demos": demos, "k": k}
         if suite.backend:

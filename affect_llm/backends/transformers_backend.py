@@ -173,7 +173,8 @@ def _attach_adapter(model, adapter: str):
         from peft import PeftModel
     except ImportError:
         raise AffectError("adapters need the train extra: pip install 'affect-llm[train]'") from None
-    return PeftModel.from_pretrained(model, adapter)
+    # One adapter per backend: fold it into the weights, so generation costs what the bare model costs.
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
 
 
 register_backend("transformers")(TransformersBackend)

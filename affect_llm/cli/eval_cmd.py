@@ -46,7 +46,9 @@ def run_cmd(
     out: Path = typer.Option(..., "--out", help="run directory; an existing one of the same config is resumed"),
     model: str | None = typer.Option(None, "--model", help="model id or path (default: the suite's / built-in)"),
     backend: str | None = typer.Option(None, "--backend", help="transformers | vllm | openai (default: auto)"),
-    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter path"),
+    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder (default: the bundled tuned "
+                                       "adapter when the model is the embedded default)"),
+    no_adapter: bool = typer.Option(False, "--no-adapter", help="score the bare model, without the bundled adapter"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL"),
     api_key: str | None = typer.Option(None, "--api-key", help="API key for --base-url"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="score only the first N samples"),
@@ -63,6 +65,11 @@ def run_cmd(
 
     if demos is not None and not demos.is_dir():
         raise AffectError(f"demonstration index folder not found: {demos}")
+    if adapter is not None and no_adapter:
+        raise AffectError("give either --adapter or --no-adapter, not both")
+    if adapter is not None and adapter != "default" and not Path(adapter).is_dir():
+        raise AffectError(f"adapter folder not found: {adapter}")
+    adapter = None if no_adapter else (adapter or "default")
     s = load_suite(suite)
     s = s.with_overrides(data=data, model=model, backend=backend, limit=limit)
     runner = EvalRunner.from_pipeline(

@@ -15,7 +15,9 @@ ModelOpt = typer.Option(None, "--model", "-m", help="asset name, local checkpoin
 BackendOpt = typer.Option("transformers", "--backend", "-b", help="transformers | openai")
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
 ApiKeyOpt = typer.Option(None, "--api-key", envvar="AFFECT_LLM_API_KEY", help="Bearer key for --base-url")
-AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder to load on the model")
+AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder to load on the model (default: the bundled "
+                          "tuned adapter when --model is the embedded default)")
+NoAdapterOpt = typer.Option(False, "--no-adapter", help="use the bare model, without the bundled tuned adapter")
 FreeOpt = typer.Option(False, "--free-labels", help="allow any label string (default: the bundled emotion words)")
 
 
@@ -29,7 +31,7 @@ def _label_space(raw: Optional[str]) -> Optional[list[str]]:
 
 
 def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max_new_tokens, temperature, seed, dtype,
-                    demos=None, k=0):
+                    demos=None, k=0, projector=None):
     from affect_llm.backends.base import backend_names
     from affect_llm.pipeline import Explainer
 
@@ -40,8 +42,37 @@ def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max
     return Explainer(
         model=model, backend=backend, base_url=base_url, api_key=api_key, adapter=adapter, dtype=dtype,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        label_vocabulary=None if free_labels else "emotions", demos=demos, k=k,
+        label_vocabulary=None if free_labels else "emotions", demos=demos, k=k, projector=projector,
     )
+
+
+def _adapter_choice(adapter: Optional[Path], no_adapter: bool) -> Optional[str]:
+    """--adapter DIR, --no-adapter, or the bundled default ("default", resolved by the Explainer)."""
+    if adapter is not None and no_adapter:
+        raise AffectError("give either --adapter or --no-adapter, not both")
+    if no_adapter:
+        return None
+    if adapter is None:
+        return "default"
+    if not adapter.is_dir():
+        raise AffectError(f"adapter folder not found: {adapter}")
+    return str(adapter)
+
+
+def _projector_media(projector: Path, audio: list[Path], video: list[Path], image: list[Path]) -> dict[str, str]:
+    """The inputs a projector model takes as soft tokens: the first recording per modality it has encoders for."""
+    from affect_llm.projector.affect_lm import AffectLM
+
+    modalities = {e["modality"] for e in AffectLM.read_config(projector)["encoders"].values()}
+    media: dict[str, str] = {}
+    if "audio" in modalities and audio:
+        media["audio"] = str(audio[0])
+    if "face" in modalities and (video or image):
+        media["face"] = str((video or image)[0])
+    if not media:
+        raise AffectError(f"--projector takes {' or '.join(sorted(modalities))} input; give it with "
+                          "--audio / --video / --image")
+    return media
 
 
 def _check_media(kind: str, paths: list[Path]) -> None:
@@ -78,6 +109,9 @@ def explain(
     base_url: Optional[str] = BaseUrlOpt,
     api_key: Optional[str] = ApiKeyOpt,
     adapter: Optional[Path] = AdapterOpt,
+    no_adapter: bool = NoAdapterOpt,
+    projector: Optional[Path] = typer.Option(None, "--projector", help="projector folder (train sft --projector): "
+                                             "--audio/--video also go in as soft tokens"),
     free_labels: bool = FreeOpt,
     max_new_tokens: int = typer.Option(160, min=8, max=2048),
     temperature: float = typer.Option(0.0, min=0.0, max=2.0),
@@ -97,8 +131,8 @@ def explain(
     if text is not None and not text.strip():
         raise AffectError("invalid input: text: text is empty")
     turns = read_context(context) if context is not None else []
-    if adapter is not None and not adapter.is_dir():
-        raise AffectError(f"adapter folder not found: {adapter}")
+    adapter_arg = _adapter_choice(adapter, no_adapter)
+    media = _projector_media(projector, audio, video, image) if projector is not None else {}
     if demos is not None and not demos.is_dir():
         raise AffectError(f"demonstration index folder not found: {demos}")
     start = time.perf_counter()
@@ -109,9 +143,11 @@ def explain(
             if not transcript.strip():
                 raise AffectError("no speech was recognised in the recording; pass the words with --text")
             text = transcript
-    req = request_from(text=text, speaker=speaker, context=turns, cues=cues, label_space=_label_space(label_space))
-    explainer = _make_explainer(model, backend, base_url, api_key, str(adapter) if adapter else None, free_labels,
-                                max_new_tokens, temperature, seed, dtype, str(demos) if demos else None, k)
+    req = request_from(text=text, speaker=speaker, context=turns, cues=cues, label_space=_label_space(label_space),
+                       media=media)
+    explainer = _make_explainer(model, backend, base_url, api_key, adapter_arg, free_labels, max_new_tokens,
+                                temperature, seed, dtype, str(demos) if demos else None, k,
+                                str(projector) if projector else None)
     report = explainer.explain(request=req)
     report.timings["load_s"] = round(explainer.load_seconds, 3)
     report.timings["total_s"] = round(time.perf_counter() - start, 3)
@@ -137,6 +173,7 @@ def chat(
     base_url: Optional[str] = BaseUrlOpt,
     api_key: Optional[str] = ApiKeyOpt,
     adapter: Optional[Path] = AdapterOpt,
+    no_adapter: bool = NoAdapterOpt,
     free_labels: bool = FreeOpt,
     history: int = typer.Option(8, min=0, help="how many earlier turns are given as context"),
     max_new_tokens: int = typer.Option(160, min=8, max=2048),
@@ -149,10 +186,9 @@ def chat(
     from affect_llm.schema import Turn
 
     console = Console()
-    if adapter is not None and not adapter.is_dir():
-        raise AffectError(f"adapter folder not found: {adapter}")
+    adapter_arg = _adapter_choice(adapter, no_adapter)
     with console.status("loading model …"):
-        explainer = _make_explainer(model, backend, base_url, api_key, str(adapter) if adapter else None, free_labels,
+        explainer = _make_explainer(model, backend, base_url, api_key, adapter_arg, free_labels,
                                     max_new_tokens, 0.0, 0, "bfloat16")
     console.print(f"[bold]affect-llm chat[/] — {explainer.backend.model_id}. {CHAT_HELP}")
     turns: list[Turn] = []

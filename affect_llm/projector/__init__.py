@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AffectLM", "PLACEHOLDERS"]
+__all__ = ["PLACEHOLDERS", "AffectLM"]
 
 
 def __getattr__(name: str) -> Any:

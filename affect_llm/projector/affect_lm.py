@@ -27,7 +27,7 @@ from torch import nn
 from affect_llm.errors import AffectError
 from affect_llm.projector.projectors import ProjectorSpec, build_projector
 
-__all__ = ["AffectLM", "PLACEHOLDERS", "PROJECTOR_CONFIG", "PROJECTOR_WEIGHTS", "is_projector_dir"]
+__all__ = ["PLACEHOLDERS", "PROJECTOR_CONFIG", "PROJECTOR_WEIGHTS", "AffectLM", "is_projector_dir"]
 
 PLACEHOLDERS = {"audio": "<audio>", "face": "<face>"}
 PROJECTOR_CONFIG = "projector_config.json"

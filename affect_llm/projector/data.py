@@ -20,7 +20,7 @@ import torch
 from affect_llm.errors import AffectError
 from affect_llm.projector.affect_lm import AffectLM
 
-__all__ = ["MultimodalCollator", "STAGE1_PROMPTS", "cue_description", "media_of", "stage_rows", "tokenize_rows"]
+__all__ = ["STAGE1_PROMPTS", "MultimodalCollator", "cue_description", "media_of", "stage_rows", "tokenize_rows"]
 
 STAGE1_PROMPTS = {
     "audio": "Listen: <audio>\nDescribe how the speaker's voice sounds (pitch, loudness, tempo, voice quality).",
