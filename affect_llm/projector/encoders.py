@@ -149,8 +149,8 @@ def _delta(x: np.ndarray) -> np.ndarray:
 class ProsodyEncoder:
     """Frame-level prosody (100 frames/s): the descriptors `textualize.prosody` summarises per clip.
 
-    Same pYIN settings and the same activity gate and YIN fallback as `extract_prosody`, so the frame
-    track agrees with the clip-level numbers the textualize route reports. T = ceil(n / 160): frame t
+    The pitch track is `textualize.prosody.pitch_track`, the one `extract_prosody` summarises, so the
+    frames agree with the clip-level numbers the textualize route reports. T = ceil(n / 160): frame t
     is centred at t * 10 ms. See `PROSODY_COLUMNS` for the columns and their scales.
     """
 
@@ -167,32 +167,15 @@ class ProsodyEncoder:
             raise AffectError("the prosody frame encoder needs librosa: pip install 'affect-llm[speech]'") from None
         from affect_llm.textualize.prosody import (
             ACTIVE_FLOOR_DB,
-            ACTIVE_RANGE_DB,
             FINAL_STRONG_ST_PER_S,
-            FMAX,
-            FMIN,
             HOP,
-            PITCH_FRAME,
-            RMS_FRAME,
             SR,
-            VOICED_PROB_FALLBACK,
+            pitch_track,
         )
 
         y = _audio(source)
         n = max(1, math.ceil(len(y) / HOP))
-        rms = librosa.feature.rms(y=y, frame_length=RMS_FRAME, hop_length=HOP, center=True)[0][:n]
-        db = 20.0 * np.log10(rms + 1e-10)
-        f0, vflag, vprob = librosa.pyin(
-            y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, resolution=0.25, center=True,
-            fill_na=None,
-        )
-        f0, vflag, vprob = f0[:n], vflag[:n], np.nan_to_num(vprob[:n])
-        loud = float(np.percentile(db, 95))
-        active = db > max(loud - ACTIVE_RANGE_DB, ACTIVE_FLOOR_DB)
-        voiced = vflag & active & np.isfinite(f0)
-        if voiced.sum() < max(5, 0.05 * active.sum()):  # pYIN rejected the clip: extract_prosody's fallback
-            f0 = librosa.yin(y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, center=True)[:n]
-            voiced = (vprob >= VOICED_PROB_FALLBACK) & active & np.isfinite(f0)
+        db, f0, vprob, active, voiced = (a[:n] for a in pitch_track(y))
         semis = np.where(voiced, 12.0 * np.log2(np.where(voiced, f0, 100.0) / 100.0), 0.0)
         # A slope across a voicing boundary would be the jump to 0, not a pitch movement.
         k = DELTA_HALF_WIDTH

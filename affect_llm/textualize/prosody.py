@@ -246,6 +246,36 @@ def praat_available() -> bool:
     return True
 
 
+def pitch_track(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per 10 ms frame: level (dBFS), F0 (Hz, NaN unvoiced), voicing probability, activity and voicing masks.
+
+    Shared by the clip measures below and the projector's frame encoder, so both see the same pitch.
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    rms = librosa.feature.rms(y=y, frame_length=RMS_FRAME, hop_length=HOP, center=True)[0]
+    db = 20.0 * np.log10(rms + 1e-10)
+    # resolution 0.25 semitone: 4x faster than the default 0.1 with the same medians on speech
+    f0, voiced_flag, voiced_prob = librosa.pyin(
+        y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, resolution=0.25, center=True,
+        fill_na=None,
+    )
+    n = min(len(db), len(f0))
+    db, f0, voiced_flag, voiced_prob = db[:n], f0[:n], voiced_flag[:n], np.nan_to_num(voiced_prob[:n])
+    loud = float(np.percentile(db, 95))
+    active = db > max(loud - ACTIVE_RANGE_DB, ACTIVE_FLOOR_DB)
+    voiced = voiced_flag & active & np.isfinite(f0)
+    if voiced.sum() < max(5, 0.05 * active.sum()):
+        # pYIN's HMM occasionally rejects a whole clip of fast, high pitch (seen on angry EmoDB clips);
+        # fall back to frames whose voicing probability alone is clear.
+        # Its path then sits on unvoiced states, so the pitch comes from plain YIN on those frames.
+        yin = librosa.yin(y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, center=True)[:n]
+        f0 = np.asarray(yin, dtype=np.float64)
+        voiced = (voiced_prob >= VOICED_PROB_FALLBACK) & active & np.isfinite(f0)
+    return db, f0, voiced_prob, active, voiced
+
+
 def extract_prosody(y: np.ndarray, praat: bool | None = None) -> ProsodyFeatures:
     """Measure prosody of a 16 kHz mono clip. `praat`: None = use Praat when installed."""
     try:
@@ -258,27 +288,10 @@ def extract_prosody(y: np.ndarray, praat: bool | None = None) -> ProsodyFeatures
         raise AffectError("Praat voice quality needs praat-parselmouth (GPL): pip install 'affect-llm[praat]'")
     y = np.asarray(y, dtype=np.float32)
     duration = len(y) / SR
-    rms = librosa.feature.rms(y=y, frame_length=RMS_FRAME, hop_length=HOP, center=True)[0]
-    db = 20.0 * np.log10(rms + 1e-10)
-    # resolution 0.25 semitone: 4x faster than the default 0.1 with the same medians on speech
-    f0, voiced_flag, voiced_prob = librosa.pyin(
-        y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, resolution=0.25, center=True,
-        fill_na=None,
-    )
-    n = min(len(db), len(f0))
-    db, f0, voiced_flag, voiced_prob = db[:n], f0[:n], voiced_flag[:n], voiced_prob[:n]
-    times = np.arange(n) * HOP / SR
-
+    db, f0, _, active, voiced = pitch_track(y)
+    n = len(db)
     loud = float(np.percentile(db, 95))
-    active = db > max(loud - ACTIVE_RANGE_DB, ACTIVE_FLOOR_DB)
-    voiced = voiced_flag & active & np.isfinite(f0)
-    if voiced.sum() < max(5, 0.05 * active.sum()):
-        # pYIN's HMM occasionally rejects a whole clip of fast, high pitch (seen on angry EmoDB clips);
-        # fall back to frames whose voicing probability alone is clear.
-        # Its path then sits on unvoiced states, so the pitch comes from plain YIN on those frames.
-        yin = librosa.yin(y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, center=True)[:n]
-        f0 = np.asarray(yin, dtype=np.float64)
-        voiced = (voiced_prob >= VOICED_PROB_FALLBACK) & active & np.isfinite(f0)
+    times = np.arange(n) * HOP / SR
     feat = ProsodyFeatures(duration_s=round(duration, 3))
     if not active.any():
         return feat
