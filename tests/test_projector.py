@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from affect_llm.errors import AffectError  # noqa: E402
-from affect_llm.projector.affect_lm import AffectLM  # noqa: E402
-from affect_llm.projector.projectors import PROJECTORS, ProjectorSpec, build_projector, segment_pool  # noqa: E402
+from affect_llm.errors import AffectError
+from affect_llm.projector.affect_lm import AffectLM
+from affect_llm.projector.projectors import PROJECTORS, ProjectorSpec, build_projector, segment_pool
 
 
 class ToyEncoder:

@@ -14,7 +14,19 @@ def test_explain_json_with_default_model():
     )
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
-    assert obj["model"] == "smollm2-135m-instruct"
+    from affect_llm.assets import default_adapter_dir
+
+    # The bundled tuned adapter is on by default for the embedded model.
+    assert obj["model"] == ("smollm2-135m-instruct+default" if default_adapter_dir() else "smollm2-135m-instruct")
     assert 1 <= len(obj["labels"]) <= 3 and all(lbl in EMOTION_WORDS for lbl in obj["labels"])
     assert 0.0 < obj["confidence"] <= 1.0
     assert "smollm" not in obj["raw"].lower()
+
+
+def test_no_adapter_gives_the_bare_model():
+    proc = subprocess.run(
+        [sys.executable, "-m", "affect_llm.cli.app", "explain", "--text", "What a lovely surprise!", "--json",
+         "--no-adapter", "--max-new-tokens", "60"], capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model"] == "smollm2-135m-instruct"

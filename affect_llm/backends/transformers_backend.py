@@ -49,8 +49,13 @@ class TransformersBackend:
             self.model_id = label
             self.model, self.tokenizer = _load(path, getattr(torch, dtype))
         if adapter:
+            from pathlib import Path
+
+            from affect_llm.assets import default_adapter_dir
+
             self.model = _attach_adapter(self.model, adapter)
-            self.model_id = f"{self.model_id}+{adapter}"
+            bundled = default_adapter_dir()
+            self.model_id = f"{self.model_id}+{'default' if bundled and Path(adapter).resolve() == bundled else adapter}"
         self.affect = None
         if projector:
             from affect_llm.projector.affect_lm import AffectLM

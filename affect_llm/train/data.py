@@ -25,6 +25,7 @@ from affect_llm.schema import (
 )
 
 __all__ = [
+    "data_licences",
     "dpo_rows",
     "file_sha256",
     "grpo_rows",
@@ -71,6 +72,16 @@ def load_samples(path: str | Path, max_samples: int | None = None, shuffle: bool
     if shuffle:
         random.Random(seed).shuffle(samples)
     return samples[:max_samples] if max_samples else samples
+
+
+def data_licences(path: str | Path) -> dict[str, str]:
+    """{dataset: licence} as the builders recorded it per sample (for run cards of shipped adapters)."""
+    from affect_llm.data_builders.schema import read_samples
+
+    out: dict[str, str] = {}
+    for s in read_samples(path):
+        out.setdefault(s.dataset, str(s.meta.get("licence", "unknown")))
+    return out
 
 
 def file_sha256(path: str | Path) -> str:
