@@ -1,4 +1,4 @@
-"""`affect-llm data list|build|check`: turn public emotion corpora into canonical JSONL + a dataset card."""
+"""`affect-llm data list|build|mix|check`: turn public emotion corpora into canonical JSONL + a dataset card."""
 
 from __future__ import annotations
 
@@ -72,6 +72,43 @@ def build_cmd(
         + (f"; skipped {skipped}" if skipped else "")
     )
     typer.echo(f"card: {out.with_name(card['output'].removesuffix('.jsonl') + '.card.md')}")
+
+
+@app.command("mix")
+def mix_cmd(
+    parts: Annotated[list[str], typer.Argument(help="FILE.jsonl:N (N samples drawn at random) or FILE.jsonl (all)")],
+    out: Annotated[Path, typer.Option("--out", help="output JSONL")],
+    seed: int = typer.Option(0, "--seed", help="random seed of the draws and the final shuffle"),
+    ids: Path | None = typer.Option(None, "--ids-out", help="also write the drawn sample ids, one per line"),
+) -> None:
+    """Draw samples from several canonical files into one shuffled training mix (e.g. the default adapter's)."""
+    import random
+
+    from affect_llm.data_builders.schema import read_samples, write_samples
+    from affect_llm.errors import AffectError
+    from affect_llm.fileio import atomic_write
+
+    rng = random.Random(seed)
+    picked = []
+    for part in parts:
+        path, sep, n = part.rpartition(":") if part.rpartition(":")[2].isdigit() else (part, "", "")
+        if not Path(path).is_file():
+            raise AffectError(f"mix input not found: {path}")
+        samples = read_samples(path)
+        count = int(n) if sep else len(samples)
+        if count > len(samples):
+            raise AffectError(f"{path}: asked for {count} samples, it has {len(samples)}")
+        picked += rng.sample(samples, count)
+    seen = set()
+    for s in picked:
+        if s.id in seen:
+            raise AffectError(f"sample id {s.id!r} is drawn twice (the same file given twice?)")
+        seen.add(s.id)
+    rng.shuffle(picked)
+    write_samples(out, picked)
+    if ids:
+        atomic_write(ids, "".join(s.id + "\n" for s in picked))
+    typer.echo(f"wrote {len(picked)} samples to {out}")
 
 
 @app.command("check")
