@@ -350,6 +350,11 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: dict[str
             close = difflib.get_close_matches(k, names, n=1)
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(f"unknown {recipe} config keys: {', '.join(hints)}")
+    # `--projector_encoders whisper,prosody` on the command line: comma-separated text for a list field.
+    list_fields = {f.name for f in dataclasses.fields(cls) if f.init and str(f.type).startswith("list[")}
+    for k in list_fields & set(values):
+        if isinstance(values[k], str):
+            values[k] = [x.strip() for x in values[k].split(",") if x.strip()]
     return cls(**values)
 
 
