@@ -257,3 +257,23 @@ def test_projector_config_errors(toy_registry, audio_train_file, tmp_path):
     for part in ("projector: must be one of", "projector_encoders: unknown ['nope']", "projector_stage: must be 1 or 2",
                  "is not a projector folder"):
         assert part in msg
+
+
+def test_cli_explain_with_projector(tiny_llama_dir, tmp_path):
+    """End to end through the CLI with a real registered encoder (prosody: librosa only, no model asset)."""
+    import json
+
+    from test_cli_explain import assert_user_error, run
+
+    pytest.importorskip("librosa")
+    lm, tok = _lm(tiny_llama_dir)
+    AffectLM.build(lm, tok, ["prosody"], kind="linear", num_tokens=3).save_projectors(tmp_path / "proj")
+    wav = _wav(tmp_path / "q.wav", 180, seconds=1.0)
+    proc = run("explain", "--model", str(tiny_llama_dir), "--projector", str(tmp_path / "proj"), "--audio", wav,
+               "--text", "Der Lappen liegt auf dem Eisschrank.", "--label-space", "anger,joy,neutral", "--json",
+               "--dtype", "float32", "--max-new-tokens", "240")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["model"].endswith("+projector") and out["labels"][0] in {"anger", "joy", "neutral"}
+    assert_user_error(run("explain", "--model", str(tiny_llama_dir), "--projector", str(tmp_path / "proj"),
+                          "--text", "hi"), "--projector takes audio input")

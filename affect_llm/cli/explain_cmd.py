@@ -132,7 +132,12 @@ def explain(
         raise AffectError("invalid input: text: text is empty")
     turns = read_context(context) if context is not None else []
     adapter_arg = _adapter_choice(adapter, no_adapter)
-    media = _projector_media(projector, audio, video, image) if projector is not None else {}
+    media = {}
+    if projector is not None:
+        media = _projector_media(projector, audio, video, image)
+        if adapter is None and not no_adapter:
+            # A projector is trained against one LM: stage 2 saves its LoRA beside it; stage 1 used the bare model.
+            adapter_arg = str(projector) if (projector / "adapter_config.json").is_file() else None
     if demos is not None and not demos.is_dir():
         raise AffectError(f"demonstration index folder not found: {demos}")
     start = time.perf_counter()

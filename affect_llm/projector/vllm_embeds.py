@@ -15,6 +15,11 @@ Prompts may also be given as token ids (`list[int]`), or as a mixed-mode dict
 `{"prompt_token_ids": ids, "prompt_is_token_ids": mask, "prompt_embeds": full_length_tensor}`, where rows
 whose mask entry is False come from the tensor and the rest from the ids.
 
+Projector prompts: `affect_prompt_embeds` turns an `AffectLM`'s `prompt_batch` into one unpadded tensor
+per prompt. vLLM must run the LM the projector was trained with: when that is a base model + LoRA
+adapter, `export_merged` writes the merged weights as a plain checkpoint for the engine (vLLM's own LoRA
+path is then not needed; the transformers backend merges the same way at load).
+
 Like `affect_llm.backends.vllm_backend`, the engine starts in a spawned process: call these under
 `if __name__ == "__main__":`.
 """
@@ -25,6 +30,8 @@ import base64
 import io
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +163,83 @@ def generate_from_embeds(model_path: str, embeds: list[torch.Tensor], max_tokens
         return greedy(llm, checked, max_tokens)
     finally:
         stop_engine(llm)
+
+
+def affect_prompt_embeds(affect: Any, prompts: list[str], media: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """One `[seq, hidden]` tensor per prompt from `AffectLM.prompt_batch`, padding rows removed.
+
+    `prompts` are chat-templated texts with `<audio>` / `<face>` placeholders, `media` their inputs
+    (`[{"audio": path}, ...]`). The rows keep the LM's dtype (bf16 for the transformers backend's
+    default); vLLM casts them to the engine's dtype.
+    """
+    enc = affect.prompt_batch(prompts, media)
+    embeds, mask = enc["inputs_embeds"], enc["attention_mask"].bool()
+    return [embeds[row][mask[row]].detach().cpu().contiguous() for row in range(embeds.shape[0])]
+
+
+def _lm_and_tokenizer(obj: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """The causal LM (and tokenizer) inside a TransformersBackend, an AffectLM, a PEFT model or a bare LM."""
+    from affect_llm.projector.affect_lm import AffectLM
+
+    if isinstance(obj, AffectLM):
+        return obj.lm, tokenizer if tokenizer is not None else obj.tokenizer
+    if not isinstance(obj, torch.nn.Module):  # a backend
+        affect = getattr(obj, "affect", None)
+        lm = getattr(obj, "model", None)
+        if lm is None and affect is not None:
+            lm = affect.lm
+        if lm is None:
+            raise AffectError(f"cannot export {type(obj).__name__}: it holds no in-process model")
+        return lm, tokenizer if tokenizer is not None else getattr(obj, "tokenizer", None)
+    return obj, tokenizer
+
+
+def export_merged(backend_or_lm: Any, tokenizer: Any, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Save the LM, with any LoRA adapter merged into its weights, as a plain HF checkpoint for vLLM.
+
+    `backend_or_lm`: a `TransformersBackend` (which merged its adapter at load), an `AffectLM`, a PEFT
+    model (merged here: its weights change in place) or a bare causal LM; `tokenizer` (None: the
+    backend's or AffectLM's) is saved with it. Projectors are not part of the export (vLLM receives their
+    output as prompt embeddings), also when `AffectLM.attach` registered them on the model. Written to a
+    temporary folder next to `out_dir`, then renamed, so `out_dir` is either absent or complete; an
+    existing non-empty `out_dir` is replaced only with `overwrite=True`.
+    """
+    lm, tokenizer = _lm_and_tokenizer(backend_or_lm, tokenizer)
+    if hasattr(lm, "merge_and_unload"):  # an un-merged PEFT model
+        lm = lm.merge_and_unload()
+    if not hasattr(lm, "save_pretrained"):
+        raise AffectError(f"cannot export {type(lm).__name__}: not a Hugging Face model")
+    out = Path(out_dir)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+        raise AffectError(f"{out} already exists; choose a new folder or pass overwrite=True")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders
+    projectors = lm._modules.pop("affect_projectors", None)  # from AffectLM.attach: not LM weights
+    try:
+        lm.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old / out.name, out)
+                shutil.rmtree(old, ignore_errors=True)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if projectors is not None:
+            lm._modules["affect_projectors"] = projectors
+    return out
