@@ -4,8 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.setup-stamp
-# Extras the tests need (CPU). GPU-only pieces (bitsandbytes QLoRA, CUDA vLLM) are not installed here.
-EXTRAS ?= eval,retrieval,train,dev,speech,praat,serve,vllm
+# Extras the tests need (CPU; bitsandbytes has CPU kernels for 8-bit and nf4). CUDA vLLM is not installed here.
+EXTRAS ?= eval,retrieval,train,qlora,dev,speech,praat,serve,vllm
 DEMO_TEXT ?= I can't believe you forgot my birthday again.
 
 .PHONY: setup system-deps demo test test-fast test-slow bench clean-venv

@@ -151,3 +151,14 @@ def test_grpo_two_steps_logs_each_reward(tiny_llama_dir, train_file, tmp_path):
     _check_params(watch)
     logged = {k for h in card["log_history"] for k in h}
     assert {"rewards/wheel_f1/mean", "rewards/format/mean", "rewards/length/mean"} <= logged
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "nf4"])
+def test_qlora_sft_on_cpu(tiny_llama_dir, train_file, tmp_path, quantization):
+    """QLoRA: bitsandbytes quantizes the frozen base (it has CPU kernels for 8-bit and nf4); LoRA trains."""
+    pytest.importorskip("bitsandbytes")
+    card, watch = _run("sft", tiny_llama_dir, train_file, tmp_path / quantization, quantization=quantization,
+                       torch_dtype="float32")
+    _check_params(watch)
+    assert card["config"]["quantization"] == quantization
+    assert (tmp_path / quantization / "adapter_model.safetensors").is_file()
