@@ -82,6 +82,9 @@ def prepare(cfg, model, tokenizer, label: str) -> PreparedProjector:
         else:
             model = get_peft_model(model, lora_config(cfg))
         affect.lm = model
+    elif cfg.projector_stage == 2:  # use_lora: false means full fine-tuning, as in the text recipe
+        for p in model.parameters():
+            p.requires_grad_(True)
     for p in affect.projectors.parameters():
         p.requires_grad_(True)
     # TRL must not re-tokenize (rows carry slots) nor drop the columns the collator needs.

@@ -41,8 +41,9 @@ def write_run_card(out_dir: str | Path, card: dict[str, Any]) -> Path:
     }
     atomic_write(out / "run_card.json", json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n")
     lines = [f"# Run card: {card.get('recipe', '?')} → `{out.name}`", ""]
-    for key in ("recipe", "base_model", "data", "data_sha256", "n_train_rows", "trainable_params", "total_params"):
-        if key in card:
+    for key in ("recipe", "base_model", "init_adapter", "data", "data_sha256", "data_licences", "n_train_rows",
+                "trainable_params", "total_params"):
+        if card.get(key) is not None:
             lines.append(f"- **{key}**: `{card[key]}`")
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     for k, v in (card.get("metrics") or {}).items():
