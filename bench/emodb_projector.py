@@ -136,6 +136,7 @@ def train(cond: str, steps: int) -> None:
 def evaluate(cond: str, batch_size: int) -> None:
     from affect_llm.backends.transformers_backend import TransformersBackend
     from affect_llm.data_builders.schema import read_samples
+    from affect_llm.parsing import ParseError
     from affect_llm.pipeline import Explainer, request_from
 
     base = cond.removeprefix("zeroshot-")
@@ -144,16 +145,30 @@ def evaluate(cond: str, batch_size: int) -> None:
     zeroshot = cond.startswith("zeroshot-")
     backend = TransformersBackend(
         None, adapter=None if zeroshot else str(run), projector=str(run) if tokens else None)
-    ex = Explainer(backend=backend, max_new_tokens=48)  # labels come early; the cues tail is not scored
+    ex = Explainer(backend=backend, max_new_tokens=96)  # labels follow a short explanation; cues are not scored
     samples = read_samples(_variant("test", cond))
     reqs = [request_from(text=s.text, cues=list(s.cues) if cues else [], label_space=LABELS,
                          media={"audio": s.audio} if tokens else {}) for s in samples]
     start = time.perf_counter()
-    reports = ex.explain_many(reqs, batch_size=batch_size, progress=True)
+    preds, failed = [], 0
+    from tqdm import tqdm
+
+    for i in tqdm(range(0, len(reqs), batch_size), desc=f"eval {cond}", unit="batch"):
+        chunk = reqs[i:i + batch_size]
+        try:
+            reports = ex.explain_many(chunk, batch_size=batch_size)
+        except ParseError:  # one answer ran out of tokens before its labels: score the batch one by one
+            reports = []
+            for r in chunk:
+                try:
+                    reports += ex.explain_many([r])
+                except ParseError:
+                    reports.append(None)
+                    failed += 1
+        preds += [(r.labels[0] if r and r.labels else "") for r in reports]
     seconds = time.perf_counter() - start
-    preds = [(r.labels[0] if r.labels else "") for r in reports]
     golds = [s.labels[0] for s in samples]
-    out = {"condition": cond, "n": len(samples), "seconds": round(seconds, 1), "pred": preds, "gold": golds,
+    out = {"condition": cond, "n": len(samples), "seconds": round(seconds, 1), "unparsed": failed, "pred": preds, "gold": golds,
            "ids": [s.id for s in samples]}
     (WORK / f"eval_{cond}.json").write_text(json.dumps(out))
     print(cond, _scores(golds, preds))
@@ -176,14 +191,14 @@ def report() -> None:
         timing = {}
         if (WORK / f"run_{cond}" / "bench_timing.json").is_file():
             timing = json.loads((WORK / f"run_{cond}" / "bench_timing.json").read_text())
-        rows.append({"condition": cond, "n": d["n"], **_scores(d["gold"], d["pred"]),
+        rows.append({"condition": cond, "n": d["n"], "unparsed": d.get("unparsed", 0), **_scores(d["gold"], d["pred"]),
                      "predicted": dict(Counter(d["pred"]).most_common(3)), "train_s": round(sum(timing.values()))})
     from affect_llm.fileio import write_json
 
     write_json(ROOT / "bench/results/emodb_projector.json", {"test_speakers": TEST_SPEAKERS, "rows": rows})
-    lines = ["| condition | n | accuracy | UAR | most predicted | train s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['condition']} | {r['n']} | {r['accuracy']:.3f} | {r['uar']:.3f} | {r['predicted']} | {r['train_s']} |"
-              for r in rows]
+    lines = ["| condition | n | accuracy | UAR | unparsed | most predicted | train s |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['condition']} | {r['n']} | {r['accuracy']:.3f} | {r['uar']:.3f} | {r['unparsed']} | {r['predicted']} "
+              f"| {r['train_s']} |" for r in rows]
     (ROOT / "bench/results/emodb_projector.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
