@@ -5,7 +5,12 @@ Importing the package is cheap: torch, transformers and friends load only when a
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
+
+# bitsandbytes (the qlora extra; PEFT imports it whenever it is installed) warns on every import that it
+# cannot fetch an optional CPU kernel from the Hugging Face hub. Its own fallback works; the line is noise.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 

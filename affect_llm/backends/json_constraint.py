@@ -41,6 +41,36 @@ def tokenizer_data(tokenizer) -> Any:
     return cached
 
 
+def closing_tokens(tokenizer) -> dict[str, list[tuple[int, int]]]:
+    """Tokens that close a JSON string mid-token, grouped by what follows the quote: {'",': [(id, len)]}.
+
+    lm-format-enforcer's fast path inside strings admits only tokens without a quote or ending with one,
+    and explores tokens *starting* with a quote; a token like `.",` (text, closing quote, comma) is never
+    allowed. Models tokenize the end of a JSON string value that way (SmolLM2 writes `gratitude.",`), so
+    without these tokens the constrained model escapes the quote and rambles on inside the string.
+    `len` is the text before the quote, which counts against the string's maxLength.
+    """
+    import json
+
+    cached = getattr(tokenizer, "_affect_llm_closing_tokens", None)
+    if cached is None:
+        cached = {}
+        for token_id, text, _ in tokenizer_data(tokenizer).regular_tokens:
+            q = text.find('"')
+            if q <= 0 or q == len(text) - 1:
+                continue  # no quote, a leading quote (explored by lmfe) or a trailing one (in its cache)
+            content = text[:q]
+            if (len(content) - len(content.rstrip("\\"))) % 2:
+                continue  # the quote is escaped: not a closing quote
+            try:
+                json.loads(f'"{content}"')
+            except json.JSONDecodeError:
+                continue
+            cached.setdefault(text[q:], []).append((token_id, len(content)))
+        tokenizer._affect_llm_closing_tokens = cached
+    return cached
+
+
 class JsonSchemaLogitsProcessor(LogitsProcessor):
     """Sets the score of every token that would break the schema to -inf, row by row."""
 
@@ -54,6 +84,27 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
         self.enforcer = TokenEnforcer(tokenizer_data(tokenizer), JsonSchemaParser(schema, config))
         self.eos = tokenizer.eos_token_id
         self.prompt_len: int | None = None
+        self.closing = closing_tokens(tokenizer)
+
+    def _closing_allowed(self, seq: list[int]) -> list[int]:
+        """Mid-token string closers (see `closing_tokens`) that the parser accepts at this point."""
+        state = self.enforcer.prefix_states.get(tuple(seq))
+        key = state.parser.shortcut_key() if state is not None else None
+        if not (isinstance(key, tuple) and key[0] == "json_freetext"):
+            return []
+        _, cur_len, min_len, max_len = key
+        out: list[int] = []
+        for tail, tokens in self.closing.items():
+            parser = state.parser
+            try:  # the text before the quote only lengthens the string; the tail decides validity
+                for ch in tail:
+                    if ch not in parser.get_allowed_characters():
+                        raise ValueError(ch)
+                    parser = parser.add_character(ch)
+            except ValueError:
+                continue
+            out += [t for t, n in tokens if min_len <= cur_len + n <= max_len]
+        return out
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         mask = torch.full_like(scores, float("-inf"))
@@ -65,6 +116,9 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
                 mask[row, self.eos] = 0.0
                 continue
             allowed = self.enforcer.get_allowed_tokens(seq).allowed_tokens
+            extra = self._closing_allowed(seq)
+            if extra:
+                allowed = list(allowed) + extra
             if self.eos in allowed:
                 # End-of-sequence is allowed only once the root object is closed: stop right there
                 # instead of letting the model pad the answer with trailing whitespace.

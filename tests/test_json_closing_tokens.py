@@ -1,0 +1,51 @@
+"""String values may end mid-token: `.",` (text, closing quote, comma) must stay allowed under the schema.
+
+lm-format-enforcer's in-string fast path drops such tokens; without them SmolLM2 escaped the quote
+(`gratitude.\\"}}`) and rambled on inside the string (seen with the tuned default adapter)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import default_llm_dir
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(default_llm_dir()))
+
+
+def _walk(proc, tok, prefix: str) -> list[int]:
+    seq = [tok.eos_token_id]  # stands for the prompt
+    proc.enforcer.get_allowed_tokens(seq)
+    for t in tok(prefix, add_special_tokens=False)["input_ids"]:
+        seq = seq + [t]
+        proc.enforcer.get_allowed_tokens(seq)
+    return seq
+
+
+def test_mid_token_string_closer_is_allowed(tok):
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+    from affect_llm.schema import answer_json_schema
+
+    proc = JsonSchemaLogitsProcessor(tok, answer_json_schema())
+    seq = _walk(proc, tok, '{"explanation": "The words express gratitude')
+    closer = tok.convert_tokens_to_ids(tok.tokenize('.",'))
+    assert len(closer) == 1
+    assert closer[0] not in proc.enforcer.get_allowed_tokens(seq).allowed_tokens  # lmfe alone drops it
+    assert closer[0] in proc._closing_allowed(seq)
+    # Outside a string nothing is added; `.",` right after the key's colon would be invalid JSON.
+    assert proc._closing_allowed(_walk(proc, tok, '{"explanation":')) == []
+
+
+def test_escaped_quotes_are_not_closers(tok):
+    from affect_llm.backends.json_constraint import closing_tokens
+
+    for tail, tokens in closing_tokens(tok).items():
+        assert tail.startswith('"')
+        for token_id, n in tokens:
+            text = tok.decode([token_id])
+            content = text[:n]
+            assert (len(content) - len(content.rstrip("\\"))) % 2 == 0, text
