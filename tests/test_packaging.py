@@ -41,6 +41,8 @@ def test_wheel_contents(wheel):
                  "affect_llm/eval/suites/closed-text.yaml"):
         assert data in names, data
     assert any(n.startswith("affect_llm/wheel_data/") and "LICENSE" in n.upper() for n in names)
+    for shipped in (REPO / "affect_llm" / "adapters" / "default").glob("*"):  # the tuned default adapter
+        assert f"affect_llm/adapters/default/{shipped.name}" in names, shipped.name
     assert not [n for n in names if n.startswith(("tests/", "bench/"))]
 
 
