@@ -126,6 +126,7 @@ def test_inprocess_vllm_backend(tmp_path):
     reports = json.loads(line[len("RESULT "):])
     assert len(reports) == 3
     for r in reports:
-        assert r["labels"] and r["model"] == "smollm2-135m-instruct"
+        # The bundled tuned adapter rides along as a vLLM LoRA for the embedded default.
+        assert r["labels"] and r["model"] in ("smollm2-135m-instruct", "smollm2-135m-instruct+default")
         assert r["confidence"] is not None and 0 < r["confidence"] <= 1
         json.loads(r["raw"])

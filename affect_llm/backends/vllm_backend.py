@@ -115,7 +115,10 @@ class VLLMBackend:
 
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank({"a": adapter}))
             self.lora = LoRARequest(Path(adapter).name, 1, str(Path(adapter).resolve()))
-            self.model_id = f"{label}+{adapter}"
+            from affect_llm.assets import default_adapter_dir
+
+            bundled = default_adapter_dir()
+            self.model_id = f"{label}+{'default' if bundled and Path(adapter).resolve() == bundled else adapter}"
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
