@@ -123,10 +123,13 @@ def train(cond: str, steps: int) -> None:
     timing = {}
     if tokens:
         enc = ["--projector", "mlp", "--projector_encoders", "[" + ", ".join(ENCODERS) + "]", "--projector_tokens", "8"]
-        timing["stage1_s"] = _sft(cond, WORK / f"run_{cond}_stage1", max(steps // 2, 1),
-                                  enc + ["--projector_stage", "1", "--learning_rate", "1e-3"])
+        # Stage 1 (describe the voice) never sees the cues, so the token conditions share one stage-1 run.
+        stage1 = WORK / "run_stage1"
+        if not (stage1 / "projector_config.json").is_file():
+            timing["stage1_s"] = _sft(cond, stage1, max(steps // 2, 1),
+                                      enc + ["--projector_stage", "1", "--learning_rate", "1e-3"])
         timing["stage2_s"] = _sft(cond, out, steps, enc + ["--projector_stage", "2", "--projector_init",
-                                                           str(WORK / f"run_{cond}_stage1"),
+                                                           str(stage1),
                                                            "--projector_cues", str(cues).lower()])
     else:
         timing["sft_s"] = _sft(cond, out, steps, [])
