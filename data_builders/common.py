@@ -205,9 +205,10 @@ def make_card(
         "kind": builder.kind,
         "split": split,
         "output": out.name,
-        "source": str(source.resolve()),
-        "source_files": {str(p.relative_to(source)) if p.is_relative_to(source) else str(p): sha256_16(p)
-                         for p in result.files},
+        # a table import reads one file (named by itself) or a Hugging Face dataset ("hf:NAME", no path)
+        "source": str(source) if str(source).startswith("hf:") else str(source.resolve()),
+        "source_files": {p.name if p == source else str(p.relative_to(source)) if p.is_relative_to(source)
+                         else str(p): sha256_16(p) for p in result.files},
         "origin": builder.origin,
         "licence": builder.licence,
         "label_space": result.label_space,

@@ -34,6 +34,13 @@ LABEL_SPACES: dict[str, tuple[str, ...]] = {
     "mer6": ("neutral", "angry", "happy", "sad", "worried", "surprise"),
     "emodb7": ("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"),
     "iemocap6": ("neutral", "happy", "sad", "angry", "excited", "frustrated"),
+    "iemocap4": ("neutral", "happy", "sad", "angry"),
+    # Sentiment bins of the CMU-MOSI / MOSEI / CH-SIMS scores (data_builders/sentiment.py).
+    "sentiment2": ("negative", "positive"),
+    "sentiment3": ("negative", "neutral", "positive"),
+    "sentiment5": ("strongly negative", "weakly negative", "neutral", "weakly positive", "strongly positive"),
+    "sentiment7": ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive", "positive",
+                   "strongly positive"),
 }
 
 

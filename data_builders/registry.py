@@ -13,10 +13,14 @@ from affect_llm.data_builders import (
     emorynlp,
     empathetic,
     goemotions,
+    iemocap,
     instructerc,
     meld,
     mer2023,
+    mer_challenge,
     ovmerd,
+    sentiment,
+    table,
 )
 from affect_llm.data_builders.common import (
     Builder,
@@ -35,7 +39,8 @@ BUILDERS: dict[str, Builder] = {
     for b in (
         meld.BUILDER, emorynlp.BUILDER, goemotions.BUILDER, dailydialog.BUILDER, empathetic.BUILDER,
         mer2023.BUILDER, ovmerd.BUILDER, emoprefer.BUILDER, causes.RECCON, causes.ECF, emodb.BUILDER,
-        instructerc.SPEAKER_ID, instructerc.EMOTION_IMPACT,
+        instructerc.SPEAKER_ID, instructerc.EMOTION_IMPACT, table.BUILDER, iemocap.BUILDER, sentiment.MOSI,
+        sentiment.MOSEI, sentiment.SIMS, sentiment.SIMS_V2, mer_challenge.MER2024, mer_challenge.MER2025,
     )
 }
 

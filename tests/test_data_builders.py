@@ -234,7 +234,9 @@ def test_cli_data_build_and_errors(tmp_path: Path) -> None:
 
 def test_every_builder_is_exercised() -> None:
     assert set(BUILDERS) == {"meld", "emorynlp", "goemotions", "dailydialog", "empathetic", "mer2023", "ovmerd",
-                             "emoprefer", "reccon", "ecf", "emodb", "speaker-id", "emotion-impact"}
+                             "emoprefer", "reccon", "ecf", "emodb", "speaker-id", "emotion-impact",
+                             # tests/test_data_import.py and tests/test_benchmark_builders.py
+                             "table", "iemocap", "cmu-mosi", "cmu-mosei", "ch-sims", "ch-sims2", "mer2024", "mer2025"}
 
 
 # ------------------------------------------------------------------------------- real data (optional)

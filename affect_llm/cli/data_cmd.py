@@ -52,8 +52,24 @@ def build_cmd(
     window: int | None = typer.Option(None, "--window", help="dialogue turns of context (ERC builders)"),
     opt: Annotated[list[str] | None, typer.Option("--opt", help="builder option KEY=VALUE (repeatable)")] = None,
     limit: int | None = typer.Option(None, "--limit", help="keep only the first N records"),
+    text_col: str | None = typer.Option(None, "--text-col", help="table: column of the text (default: text)"),
+    label_col: str | None = typer.Option(None, "--label-col", help="table: column of the label(s)"),
+    label_sep: str | None = typer.Option(None, "--label-sep", help="table: separator of several labels in a cell"),
+    label_space: str | None = typer.Option(None, "--label-space", help="table: named label space (default: inferred)"),
+    label_map: str | None = typer.Option(None, "--label-map", help="table: JSON/YAML {raw label: new label or null}"),
+    speaker_col: str | None = typer.Option(None, "--speaker-col", help="table: column of the speaker"),
+    dialogue_col: str | None = typer.Option(None, "--dialogue-col", help="table: column of the dialogue id"),
+    turn_col: str | None = typer.Option(None, "--turn-col", help="table: column of the turn order in a dialogue"),
+    audio_col: str | None = typer.Option(None, "--audio-col", help="table: column of audio paths"),
+    video_col: str | None = typer.Option(None, "--video-col", help="table: column of video paths"),
+    image_col: str | None = typer.Option(None, "--image-col", help="table: column of image paths"),
+    split_col: str | None = typer.Option(None, "--split-col", help="table: column of the split (--split filters it)"),
 ) -> None:
-    """Build one split of a corpus into canonical JSONL and write its dataset card."""
+    """Build one split of a corpus into canonical JSONL and write its dataset card.
+
+    `table` imports your own CSV / TSV / JSONL / Parquet file (or `--source hf:NAME[:CONFIG]`) with the
+    column flags (`--text-col`, `--label-col`, ...).
+    """
     from affect_llm.data_builders.registry import build_dataset, get_builder
     from affect_llm.errors import AffectError
 
@@ -62,6 +78,15 @@ def build_cmd(
         if "window" not in get_builder(name).options:
             raise AffectError(f"builder {name!r} has no dialogue window (--window)")
         options["window"] = str(window)
+    table_flags = {"text_col": text_col, "label_col": label_col, "label_sep": label_sep, "label_space": label_space,
+                   "label_map": label_map, "speaker_col": speaker_col, "dialogue_col": dialogue_col,
+                   "turn_col": turn_col, "audio_col": audio_col, "video_col": video_col, "image_col": image_col,
+                   "split_col": split_col}
+    for key, value in table_flags.items():
+        if value is not None:
+            if key not in get_builder(name).options:
+                raise AffectError(f"--{key.replace('_', '-')} applies to `data build table` only")
+            options[key] = value
     card = build_dataset(name, source, out, split=split, options=options, limit=limit)
     counts = card["counts"]
     extra = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "records" and not isinstance(v, dict))
