@@ -51,8 +51,13 @@ def _bench(out: Path, explainer: RuleExplainer, **kw):
 # ------------------------------------------------------------------------------------------ bootstrap
 
 
+def _mean(records: list[int]) -> float:
+    """Accuracy of per-sample 0/1 hits."""
+    return sum(records) / len(records)
+
+
 def test_bootstrap_identical_and_opposite_runs() -> None:
-    acc = lambda recs: sum(recs) / len(recs)  # noqa: E731 -- per-sample records are 0/1 hits
+    acc = _mean
     same = paired_bootstrap([1, 0, 1], [1, 0, 1], acc, n_boot=200)
     assert same["diff"] == 0 and same["low"] == same["high"] == 0
     flipped = paired_bootstrap([0, 0, 0, 0], [1, 1, 1, 1], acc, n_boot=200)
@@ -60,7 +65,7 @@ def test_bootstrap_identical_and_opposite_runs() -> None:
 
 
 def test_bootstrap_matches_hand_computed_distributions() -> None:
-    acc = lambda recs: sum(recs) / len(recs)  # noqa: E731
+    acc = _mean
     # A right on sample 1 only, B on sample 2 only: a draw of 2 indices gives B - A = -1, 0, +1 with
     # probabilities 1/4, 1/2, 1/4, so the 95% interval is [-1, +1] around an observed 0.
     r = paired_bootstrap([1, 0], [0, 1], acc, n_boot=4000, seed=1)
