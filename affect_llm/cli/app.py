@@ -35,7 +35,7 @@ def _register() -> None:
     app.command("chat")(explain_cmd.chat)
     from affect_llm.cli import textualize_cmd
 
-    app.command("textualize")(textualize_cmd.textualize)
+    app.command("textualize", cls=textualize_cmd.MultiFileCommand)(textualize_cmd.textualize)
     from affect_llm.cli import serve_cmd
 
     app.command("serve")(serve_cmd.serve)

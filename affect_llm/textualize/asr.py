@@ -1,13 +1,25 @@
-"""Speech recognition with word timestamps: faster-whisper (default) or openai-whisper, one model.
+"""Speech recognition that knows the language, or knows that it does not.
 
-Both backends run the bundled Whisper tiny.en (asset `whisper-tiny-en`, CTranslate2). openai-whisper
-cannot read CTranslate2 files, so it gets a checkpoint converted once by `whisper_convert`. Decoding
-settings are shared (beam 5, temperature fallback, English) so both give the same words; faster-whisper
-adds its Silero VAD, which only drops non-speech. Models load once per process and are reused.
+Default model: multilingual Whisper base (asset `whisper-base`, CTranslate2, 99 languages); Whisper
+tiny.en (`whisper-tiny-en`) is still there for English-only use and for the projector's frame encoder.
+Backends: faster-whisper (default) or openai-whisper (a checkpoint converted once by `whisper_convert`).
+
+Order of work, cheapest gate first, so unusable audio costs little:
+1. Silero VAD (shipped inside faster-whisper): no speech -> no decoding at all.
+2. One encoder pass over the speech only. CTranslate2 accepts fewer than Whisper's 3000 mel frames, so a
+   2 s clip is encoded as ~3 s instead of a zero-padded 30 s window (8-10x less encoder work; checked on
+   EmoDB and espeak clips: same language and transcripts up to a letter).
+3. Language from that same encoder output (or `language=` as given); an uncertain or unsupported
+   language stops here.
+4. One greedy/beam decode at temperature 0: no temperature-fallback loop, which on unreliable audio is
+   where most of the time went; unreliable text is flagged (`asr_quality`), not decoded again.
+Models load once per process and are reused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 import threading
 from collections.abc import Callable
@@ -17,10 +29,17 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from affect_llm.errors import AffectError, lookup
+from affect_llm.textualize import asr_quality
 
-ASR_ASSET = "whisper-tiny-en"
+DEFAULT_ASSET = "whisper-base"  # multilingual: what `textualize` uses
+ENGLISH_ASSET = "whisper-tiny-en"  # English only: --asr-model whisper-tiny-en, and the projector's encoder
+ASR_ASSET = ENGLISH_ASSET  # kept for callers that meant "the tiny model" (projector frame encoder)
 BEAM_SIZE = 5
-TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+SAMPLE_RATE = 16_000
+HOP = 160  # samples per mel frame
+MAX_FRAMES = 3000  # Whisper's 30 s window
+MIN_FRAMES = 300  # shortest encoder input (3 s): shorter contexts drifted on espeak test clips
+PAD_FRAMES = 100  # 1 s of silence after the speech, as Whisper always sees some padding
 
 
 class Word(BaseModel):
@@ -33,10 +52,22 @@ class Word(BaseModel):
 
 
 class Transcript(BaseModel):
+    """ASR output plus what the recogniser says about it. `text` is the raw output even when unreliable;
+    callers must check `reliable` before using it as evidence."""
+
     text: str
     words: list[Word] = Field(default_factory=list)
-    language: str = "en"
+    language: str | None = None  # ISO 639-1; None when unknown
+    language_probability: float | None = None  # None when given by the caller
+    language_source: str = "detected"  # detected | given
     backend: str
+    model: str = ""
+    reliable: bool = True
+    issue: str | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    speech_seconds: float | None = None  # what the VAD kept
 
 
 def normalize_transcript(text: str) -> str:
@@ -44,15 +75,53 @@ def normalize_transcript(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
-def _model_dir(model: str | Path | None) -> Path:
+def _model_dir(model: str | Path | None, default: str = ASR_ASSET) -> Path:
+    """A CTranslate2 Whisper folder: `model` as a folder or an asset name, else the `default` asset."""
+    from affect_llm.assets import REGISTRY, asset_path
+
+    if model is not None and str(model) in REGISTRY:
+        if REGISTRY[str(model)].role != "asr":
+            raise AffectError(f"asset {model!r} is a {REGISTRY[str(model)].role} model, not a speech recogniser")
+        return asset_path(str(model))
     if model is not None:
         path = Path(model).expanduser()
         if not (path / "model.bin").is_file():
             raise AffectError(f"ASR model folder {path} has no model.bin (a CTranslate2 Whisper export)")
         return path
-    from affect_llm.assets import asset_path
+    return asset_path(default)
 
-    return asset_path(ASR_ASSET)
+
+def resolve_model(model: str | Path | None) -> Path:
+    """The folder `transcribe` uses: `model` (folder or asset name) or the multilingual default."""
+    return _model_dir(model, DEFAULT_ASSET)
+
+
+def whisper_languages() -> tuple[str, ...]:
+    """The ISO 639-1 codes Whisper knows (99 + 'yue'), without loading a model."""
+    try:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        return tuple(_LANGUAGE_CODES)
+    except ImportError:
+        pass
+    try:
+        from whisper.tokenizer import LANGUAGES
+
+        return tuple(LANGUAGES)
+    except ImportError:
+        raise AffectError("ASR needs faster-whisper: pip install 'affect-llm[speech]'") from None
+
+
+def check_language(language: str | None) -> str | None:
+    """Validate a user's `--language` (ISO 639-1, lower case) before any model loads."""
+    if language is None:
+        return None
+    code = language.strip().lower()
+    codes = whisper_languages()
+    if code not in codes:
+        raise AffectError(f"unknown language {language!r}: give an ISO 639-1 code Whisper knows, e.g. en, de, es, zh "
+                          f"({len(codes)} codes)")
+    return code
 
 
 def _threads() -> int:
@@ -74,37 +143,130 @@ def _cached(backend: str, path: Path, make: Callable[[], object]) -> object:
         return _MODELS[key]
 
 
-def _faster_whisper(audio: np.ndarray, model: str | Path | None, beam_size: int = BEAM_SIZE) -> Transcript:
+# ---------------------------------------------------------------------------------------------- VAD
+
+
+def speech_chunks(audio: np.ndarray) -> list[dict[str, int]] | None:
+    """Silero VAD speech spans (sample offsets), or None when faster-whisper (which ships it) is absent."""
     try:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+    except ImportError:
+        return None
+    return list(get_speech_timestamps(audio, VadOptions()))
+
+
+def _restore_times(words: list[Word], chunks: list[dict[str, int]] | None) -> list[Word]:
+    """Map word times on the VAD-cropped audio back to the original clip."""
+    if not chunks:
+        return words
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    ts = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+    out = []
+    for w in words:
+        idx = ts.get_chunk_index((w.start + w.end) / 2)
+        out.append(w.model_copy(update={"start": round(ts.get_original_time(w.start, idx), 3),
+                                        "end": round(ts.get_original_time(w.end, idx), 3)}))
+    return out
+
+
+def _encoder_frames(n_samples: int) -> int:
+    frames = -(-n_samples // HOP) + PAD_FRAMES
+    return int(min(MAX_FRAMES, max(MIN_FRAMES, -(-frames // 100) * 100)))
+
+
+# ------------------------------------------------------------------------------------ faster-whisper
+
+
+def _fw_options(tokenizer, beam_size: int, model_cls):
+    """faster-whisper's TranscriptionOptions with its own defaults, then ours (taken from `transcribe`'s
+    signature so a new field in a later release keeps its default)."""
+    from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+
+    names = {f.name for f in dataclasses.fields(TranscriptionOptions)}
+    opts = {k: p.default for k, p in inspect.signature(model_cls.transcribe).parameters.items() if k in names}
+    opts.update(
+        beam_size=beam_size, best_of=1, temperatures=[0.0],  # one pass: no fallback loop
+        compression_ratio_threshold=None, log_prob_threshold=None,
+        no_speech_threshold=None,  # keep every segment; asr_quality judges the whole transcript
+        condition_on_previous_text=False,  # a long clip cannot carry one window's loop into the next
+        word_timestamps=True, clip_timestamps="0", multilingual=False,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+    )
+    return TranscriptionOptions(**opts)
+
+
+def _faster_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str | None) -> Transcript:
+    try:
+        import ctranslate2
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
     except ImportError:
         raise AffectError("ASR backend 'faster-whisper' is not installed: pip install 'affect-llm[speech]'") from None
-    path = _model_dir(model)
     m = _cached(
         "faster-whisper",
         path,
         lambda: WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=_threads(), num_workers=1),
     )
-    segments, info = m.transcribe(  # type: ignore[attr-defined]
-        audio,
-        language="en",
-        beam_size=beam_size,
-        temperature=list(TEMPERATURES),
-        vad_filter=True,
-        word_timestamps=True,
-        condition_on_previous_text=True,
+    base = Transcript(text="", backend="faster-whisper", model=path.name, language=language,
+                      language_source="given" if language else "detected")
+    chunks = speech_chunks(audio)
+    if chunks is not None and not chunks:
+        return base.model_copy(update={"reliable": False, "issue": "no speech found (voice activity detection)",
+                                       "speech_seconds": 0.0})
+    speech = np.concatenate([audio[c["start"] : c["end"]] for c in chunks]) if chunks else audio
+    base.speech_seconds = round(len(speech) / SAMPLE_RATE, 3)
+    multilingual = bool(m.model.is_multilingual)  # type: ignore[attr-defined]
+    if not multilingual and language not in (None, "en"):
+        return base.model_copy(update={"reliable": False, "issue": f"language {language!r} is not supported by the "
+                                       f"English-only model {path.name}; use the multilingual whisper-base"})
+    if not multilingual and language is None:
+        return base.model_copy(update={"reliable": False, "issue": f"the English-only model {path.name} cannot tell "
+                                       "the spoken language; pass --language en if the speech is English"})
+    # One encoder pass on the speech (plus 1 s of silence), shared by language detection and decoding.
+    frames = _encoder_frames(len(speech))
+    padded = np.zeros(max(frames * HOP, len(speech)), np.float32)
+    padded[: len(speech)] = speech
+    feats = m.feature_extractor(padded)[:, :frames]  # type: ignore[attr-defined]
+    enc = m.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None])))  # type: ignore[attr-defined]
+    if multilingual and language is None:
+        top = [(tok[2:-2], float(p)) for tok, p in m.model.detect_language(enc)[0]]  # type: ignore[attr-defined]
+        language, prob = top[0]
+        issue = asr_quality.language_issue(language, prob, top)
+        base = base.model_copy(update={"language": language, "language_probability": round(prob, 3)})
+        if issue:
+            return base.model_copy(update={"language": None, "reliable": False, "issue": issue})
+    tok = Tokenizer(m.hf_tokenizer, multilingual, task="transcribe", language=language or "en")  # type: ignore[attr-defined]
+    opts = _fw_options(tok, beam_size, WhisperModel)
+    full = m.feature_extractor(speech)  # type: ignore[attr-defined]
+    segments = list(m.generate_segments(full, tok, opts, False, enc))  # type: ignore[attr-defined]
+    words = [Word(word=w.word.strip(), start=float(w.start), end=float(w.end), probability=float(w.probability))
+             for s in segments for w in (s.words or [])]
+    n_tok = [max(1, len(s.tokens)) for s in segments]
+    signals = asr_quality.Signals(
+        avg_logprob=round(float(np.average([s.avg_logprob for s in segments], weights=n_tok)), 3) if segments else None,
+        no_speech_prob=round(max(float(s.no_speech_prob) for s in segments), 3) if segments else None,
     )
-    words: list[Word] = []
-    texts: list[str] = []
-    for seg in segments:
-        texts.append(seg.text)
-        for w in seg.words or []:
-            words.append(Word(word=w.word.strip(), start=float(w.start), end=float(w.end), probability=float(w.probability)))
-    return Transcript(text="".join(texts).strip(), words=words, language=info.language, backend="faster-whisper")
+    text = "".join(s.text for s in segments).strip()
+    return _finish(base, text, _restore_times(words, chunks), signals)
 
 
-def _openai_whisper(audio: np.ndarray, model: str | Path | None, beam_size: int = BEAM_SIZE) -> Transcript:
+def _finish(base: Transcript, text: str, words: list[Word], signals: asr_quality.Signals) -> Transcript:
+    cr = round(asr_quality.compression_ratio(text), 3) if text else None
+    signals = dataclasses.replace(signals, compression_ratio=cr)
+    issue = asr_quality.transcript_issue(text, signals)
+    return base.model_copy(update={
+        "text": text, "words": words, "reliable": issue is None, "issue": issue,
+        "avg_logprob": signals.avg_logprob, "no_speech_prob": signals.no_speech_prob, "compression_ratio": cr,
+    })
+
+
+# ------------------------------------------------------------------------------------ openai-whisper
+
+
+def _openai_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str | None) -> Transcript:
     try:
+        import torch
         import whisper
     except ImportError:
         raise AffectError("ASR backend 'openai-whisper' is not installed: pip install 'affect-llm[whisper]'") from None
@@ -112,29 +274,51 @@ def _openai_whisper(audio: np.ndarray, model: str | Path | None, beam_size: int 
     from affect_llm.runtime import configure_threads
     from affect_llm.textualize.whisper_convert import load_openai_whisper
 
-    path = _model_dir(model)
     # Re-pinned on every call (configure_threads re-applies): openai-whisper's word timing (numba)
     # resets torch to all cores, which on a busy 2-CPU host made decoding 3x slower in CPU time.
     configure_threads()
     m = _cached("openai-whisper", path, lambda: load_openai_whisper(path, cache_dir() / "converted"))
+    base = Transcript(text="", backend="openai-whisper", model=path.name, language=language,
+                      language_source="given" if language else "detected")
+    chunks = speech_chunks(audio)
+    if chunks is not None and not chunks:
+        return base.model_copy(update={"reliable": False, "issue": "no speech found (voice activity detection)",
+                                       "speech_seconds": 0.0})
+    speech = (np.concatenate([audio[c["start"] : c["end"]] for c in chunks]) if chunks else audio).astype(np.float32)
+    base.speech_seconds = round(len(speech) / SAMPLE_RATE, 3)
+    multilingual = bool(m.is_multilingual)  # type: ignore[attr-defined]
+    if not multilingual and language not in (None, "en"):
+        return base.model_copy(update={"reliable": False, "issue": f"language {language!r} is not supported by the "
+                                       f"English-only model {path.name}; use the multilingual whisper-base"})
+    if not multilingual and language is None:
+        return base.model_copy(update={"reliable": False, "issue": f"the English-only model {path.name} cannot tell "
+                                       "the spoken language; pass --language en if the speech is English"})
+    if multilingual and language is None:
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(speech), n_mels=m.dims.n_mels)  # type: ignore[attr-defined]
+        with torch.inference_mode():
+            _, probs = m.detect_language(mel)  # type: ignore[attr-defined]
+        top = sorted(((k, float(v)) for k, v in probs.items()), key=lambda kv: -kv[1])
+        language, prob = top[0]
+        issue = asr_quality.language_issue(language, prob, top)
+        base = base.model_copy(update={"language": language, "language_probability": round(prob, 3)})
+        if issue:
+            return base.model_copy(update={"language": None, "reliable": False, "issue": issue})
     result = whisper.transcribe(
-        m,
-        audio.astype(np.float32),  # an array, so openai-whisper never calls the ffmpeg binary
-        language="en",
-        task="transcribe",
+        m, speech,  # an array, so openai-whisper never calls the ffmpeg binary
+        language=language or "en", task="transcribe",
         beam_size=beam_size if beam_size > 1 else None,  # None = greedy, as faster-whisper's beam 1
-        temperature=TEMPERATURES,
-        word_timestamps=True,
-        condition_on_previous_text=True,
-        fp16=False,
-        verbose=None,
+        temperature=(0.0,), compression_ratio_threshold=None, logprob_threshold=None, no_speech_threshold=None,
+        word_timestamps=True, condition_on_previous_text=False, fp16=False, verbose=None,
     )
-    words = [
-        Word(word=w["word"].strip(), start=float(w["start"]), end=float(w["end"]), probability=float(w["probability"]))
-        for seg in result["segments"]
-        for w in seg.get("words", [])
-    ]
-    return Transcript(text=result["text"].strip(), words=words, language="en", backend="openai-whisper")
+    segs = result["segments"]
+    words = [Word(word=w["word"].strip(), start=float(w["start"]), end=float(w["end"]), probability=float(w["probability"]))
+             for seg in segs for w in seg.get("words", [])]
+    n_tok = [max(1, len(s["tokens"])) for s in segs]
+    signals = asr_quality.Signals(
+        avg_logprob=round(float(np.average([s["avg_logprob"] for s in segs], weights=n_tok)), 3) if segs else None,
+        no_speech_prob=round(max(float(s["no_speech_prob"]) for s in segs), 3) if segs else None,
+    )
+    return _finish(base, result["text"].strip(), _restore_times(words, chunks), signals)
 
 
 BACKENDS: dict[str, Callable[..., Transcript]] = {
@@ -144,9 +328,19 @@ BACKENDS: dict[str, Callable[..., Transcript]] = {
 
 
 def transcribe(
-    audio: np.ndarray, backend: str = "faster-whisper", model: str | Path | None = None, beam_size: int = BEAM_SIZE
+    audio: np.ndarray,
+    backend: str = "faster-whisper",
+    model: str | Path | None = None,
+    beam_size: int = BEAM_SIZE,
+    language: str | None = None,
 ) -> Transcript:
-    """Transcribe 16 kHz mono float audio. `model`: a CTranslate2 Whisper folder (default: the asset)."""
+    """Transcribe 16 kHz mono float audio and judge the result.
+
+    model: a CTranslate2 Whisper folder or an ASR asset name (default: multilingual `whisper-base`).
+    language: ISO 639-1 code to skip detection. Never raises for unintelligible audio: the transcript
+    comes back with `reliable=False` and `issue` saying why.
+    """
     if beam_size < 1:
         raise AffectError(f"beam_size must be at least 1, got {beam_size}")
-    return lookup(BACKENDS, "ASR backend", backend)(audio, model, beam_size)
+    fn = lookup(BACKENDS, "ASR backend", backend)
+    return fn(np.asarray(audio, dtype=np.float32), resolve_model(model), beam_size, check_language(language))
