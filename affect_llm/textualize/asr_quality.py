@@ -20,6 +20,9 @@ NO_SPEECH_MAX = 0.6
 # at -1.0; we ask for more, since a forgiven segment becomes evidence).
 NO_SPEECH_CONFIDENT_LOGPROB = -0.5
 COMPRESSION_RATIO_MAX = 2.4
+# Characters per second of one segment (>= 20 characters): people speak ~15, fast ones ~25. A decoding
+# loop places whole sentences in a few hundredths of a second at the end of the audio.
+CHARS_PER_SECOND_MAX = 50.0
 # Whisper's stock outputs on non-speech (subtitle credits, video outros): a transcript that is only
 # one of these is an artefact of the training data, not something the speaker said.
 ARTEFACTS = (
@@ -30,6 +33,28 @@ ARTEFACTS = (
 )
 
 
+# Languages the bundled multilingual model transcribes well enough to quote: those with >= ~1,000 hours
+# of transcribed training audio in the Whisper paper (Appendix E). Whisper base still *detects* 99
+# languages, but below that it writes fluent nonsense, and rare labels ('la', 'nn', 'haw') are what it
+# says when it does not know (espeak's Spanish came out as Latin at p=0.6). A user's own model folder
+# (`--asr-model`, e.g. large-v3) is trusted for every language it knows.
+SUPPORTED_LANGUAGES: dict[str, frozenset[str]] = {
+    "whisper-base": frozenset(
+        ["en", "zh", "de", "es", "ru", "fr", "pt", "ja", "ko", "it", "pl", "tr", "nl", "sv", "ca", "fi", "id"]
+    ),
+    "whisper-tiny-en": frozenset({"en"}),
+}
+
+
+def unsupported_language(language: str, model: str) -> str | None:
+    """Why `model` (an asset name) cannot be trusted on `language`, or None."""
+    langs = SUPPORTED_LANGUAGES.get(model)
+    if langs is None or language in langs:
+        return None
+    return (f"language {language!r} is not one {model} transcribes reliably ({', '.join(sorted(langs))}); "
+            "a larger Whisper can be given with --asr-model")
+
+
 @dataclass(frozen=True)
 class Signals:
     """What the recogniser says about its own output (aggregated over segments)."""
@@ -37,6 +62,13 @@ class Signals:
     avg_logprob: float | None = None  # token-weighted mean over segments
     no_speech_prob: float | None = None  # the highest over segments
     compression_ratio: float | None = None  # of the whole text
+    chars_per_second: float | None = None  # the fastest segment of >= 20 characters
+
+
+def chars_per_second(spans: list[tuple[str, float, float]]) -> float | None:
+    """The fastest segment's rate, over segments (text, start, end) of at least 20 characters."""
+    rates = [len(t.strip()) / max(e - s, 0.01) for t, s, e in spans if len(t.strip()) >= 20]
+    return round(max(rates), 1) if rates else None
 
 
 def compression_ratio(text: str) -> float:
@@ -66,8 +98,14 @@ def repeated_ngram(text: str, max_n: int = 4) -> str | None:
 
 
 def is_artefact(text: str) -> bool:
-    norm = " ".join(_tokens(text))
-    return bool(norm) and any(norm == " ".join(_tokens(a)) for a in ARTEFACTS)
+    """The text is one stock phrase, give or take a few words ("I'll see you in the next video!")."""
+    toks = _tokens(text)
+    norm = " ".join(toks)
+    for a in ARTEFACTS:
+        art = _tokens(a)
+        if norm == " ".join(art) or (len(art) >= 3 and f" {' '.join(art)} " in f" {norm} " and len(toks) <= len(art) + 2):
+            return True
+    return False
 
 
 def language_issue(language: str | None, probability: float | None, top: list[tuple[str, float]]) -> str | None:
@@ -92,6 +130,8 @@ def transcript_issue(text: str, signals: Signals) -> str | None:
     cr = signals.compression_ratio if signals.compression_ratio is not None else compression_ratio(text)
     if cr > COMPRESSION_RATIO_MAX:
         return f"repetitive text (compression ratio {cr:.2f} > {COMPRESSION_RATIO_MAX})"
+    if signals.chars_per_second is not None and signals.chars_per_second > CHARS_PER_SECOND_MAX:
+        return f"decoding loop (a segment at {signals.chars_per_second:.0f} characters/s, > {CHARS_PER_SECOND_MAX:.0f})"
     gram = repeated_ngram(text)
     if gram is not None:
         return f"decoding loop ('{gram}' repeated back to back)"
