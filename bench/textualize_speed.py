@@ -1,11 +1,14 @@
-"""How fast are the textualizers on one CPU thread? Real-time factor (RTF) of ASR + prosody on a 2 s and
-a >= 10 s speech clip (goal: RTF <= 0.2 on the long clip), frames per second for faces, peak memory.
+"""How fast are the textualizers on one CPU thread? Real-time factor (RTF) of decoding + ASR + prosody
+(goal: RTF <= 0.5 on 2 s clips, <= 0.2 on >= 10 s clips), frames per second for faces, peak memory.
 
-Speech clips are synthesised with espeak-ng (English, so the ASR has real work), else built from EmoDB
-clips. Each part runs in its own process so its peak RSS is its own; timings are the median of
-`--repeats` runs after one warm-up run (model load, numba JIT), and load time is reported apart.
+Parts (each in its own process, so its peak RSS is its own):
+* speech: English espeak-ng clips (2.7 s and 11.2 s), median of `--repeats` runs after a warm-up.
+* emodb: German EmoDB clips (`../shared/data/EmoDB`, 2 s each, `--emodb-clips` of them spread over the
+  speakers) with ASR and without (`--asr none`: decoding + prosody), plus 12 s made of 6 clips of one
+  speaker; also how often the language came out as German and the transcript as reliable.
+* face: frames/s on a 512x512 video. speech-openai: the openai-whisper backend (`--openai-whisper`).
 
-    python bench/textualize_speed.py [--repeats 3] [--openai-whisper]
+    python bench/textualize_speed.py [--repeats 3] [--parts speech,emodb,face] [--openai-whisper]
 
 Writes bench/results/textualize_speed.{json,md}.
 """
@@ -62,6 +65,86 @@ def _clips(work: Path) -> dict[str, Path]:
     return {"short": work / "short.wav", "long": work / "long.wav"}
 
 
+def _one_clip(y, backend: str | None) -> tuple[float, float, float, object]:
+    """(ASR wall s, prosody wall s, process CPU s, transcript) for one decoded clip."""
+    from affect_llm.textualize.asr import transcribe
+    from affect_llm.textualize.prosody import extract_prosody
+
+    c0 = time.process_time()
+    t = time.perf_counter()
+    tr = transcribe(y, backend) if backend else None
+    a = time.perf_counter() - t
+    t = time.perf_counter()
+    extract_prosody(y)
+    p = time.perf_counter() - t
+    return a, p, time.process_time() - c0, tr
+
+
+def part_emodb(n_clips: int) -> dict:
+    """German speech: RTF with and without ASR on EmoDB, language and reliability rates."""
+    import csv
+
+    import numpy as np
+
+    from affect_llm.runtime import default_threads
+    from affect_llm.textualize.audio import check_audio, load_audio
+
+    root = ROOT.parent / "shared" / "data" / "EmoDB"
+    rows = list(csv.DictReader((root / "labels.csv").open()))
+    if not rows:
+        sys.exit(f"no EmoDB at {root}")
+    by_spk: dict[str, list[dict]] = {}
+    for r in rows:
+        by_spk.setdefault(r["speaker_id"], []).append(r)
+    picked: list[dict] = []  # round-robin over speakers: every speaker, every emotion mix
+    while len(picked) < min(n_clips, len(rows)):
+        for spk in sorted(by_spk):
+            if by_spk[spk] and len(picked) < n_clips:
+                picked.append(by_spk[spk].pop(0))
+    ys = [load_audio(root / "wav" / r["file"]) for r in picked]
+    _one_clip(ys[0], "faster-whisper")  # load + warm-up
+    res: dict = {"threads": default_threads(), "clips": len(ys), "audio_s": round(sum(len(y) for y in ys) / 16_000, 1)}
+    langs, reliable, examples = [], [], []
+    for backend in ("faster-whisper", None):
+        wall, cpu = [], []
+        for r, y in zip(picked, ys):
+            secs = len(y) / 16_000
+            t = time.perf_counter()
+            a, p, c, tr = _one_clip(load_audio(root / "wav" / r["file"]), backend)
+            wall.append((time.perf_counter() - t) / secs)
+            cpu.append(c / secs)
+            if tr is not None:
+                langs.append(tr.language)
+                reliable.append(tr.reliable)
+                if len(examples) < 6:
+                    examples.append({"file": r["file"], "language": tr.language, "reliable": tr.reliable,
+                                     "text": tr.text, "issue": tr.issue})
+        key = "asr" if backend else "no_asr"
+        res[key] = {"rtf_wall_mean": round(float(np.mean(wall)), 4), "rtf_wall_median": round(float(np.median(wall)), 4),
+                    "rtf_cpu_mean": round(float(np.mean(cpu)), 4), "rtf_cpu_median": round(float(np.median(cpu)), 4)}
+    names = [str(lang) for lang in langs]  # None = language uncertain
+    res["language_de"] = round(names.count("de") / len(names), 3)
+    res["languages"] = {k: names.count(k) for k in sorted(set(names))}
+    res["reliable"] = round(sum(reliable) / len(reliable), 3)
+    # the failure that matters: a transcript trusted although the language is wrong
+    res["reliable_not_de"] = sum(ok and lang != "de" for ok, lang in zip(reliable, langs))
+    res["examples"] = examples
+    # >= 10 s of German: 6 clips of the first speaker back to back
+    spk = picked[0]["speaker_id"]
+    files = [r["file"] for r in rows if r["speaker_id"] == spk][:6]
+    long_y = check_audio(np.concatenate([load_audio(root / "wav" / f) for f in files]))
+    secs = len(long_y) / 16_000
+    for backend in ("faster-whisper", None):
+        a, p, c, tr = _one_clip(long_y, backend)
+        res[f"long_{'asr' if backend else 'no_asr'}"] = {
+            "audio_s": round(secs, 2), "asr_s": round(a, 3), "prosody_s": round(p, 3),
+            "rtf_wall": round((a + p) / secs, 4), "rtf_cpu": round(c / secs, 4),
+            **({"language": tr.language, "reliable": tr.reliable, "text": tr.text} if tr is not None else {}),
+        }
+    res["peak_rss_mb"] = round(_peak_mb(), 1)
+    return res
+
+
 def part_speech(repeats: int, backend: str) -> dict:
     from affect_llm.runtime import default_threads
     from affect_llm.textualize.asr import transcribe
@@ -96,6 +179,7 @@ def part_speech(repeats: int, backend: str) -> dict:
                 "audio_s": round(secs, 2), "decode_s": round(d, 4), "asr_s": round(a, 3), "prosody_s": round(p, 3),
                 "rtf_asr": round(a / secs, 4), "rtf_prosody": round(p / secs, 4),
                 "rtf_total": round((a + p + d) / secs, 4), "words": len(tr.words), "text": tr.text,
+                "language": tr.language, "reliable": tr.reliable,
                 # CPU seconds of the whole process per audio second: what the work costs when other
                 # processes share the cores (wall time then overstates it)
                 "rtf_cpu": round(statistics.median(cpu_t) / secs, 4),
@@ -152,19 +236,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--openai-whisper", action="store_true", help="also time the openai-whisper backend")
-    ap.add_argument("--part", choices=["speech", "face", "speech-openai"], help=argparse.SUPPRESS)
+    ap.add_argument("--parts", default="speech,emodb,face", help="comma-separated: speech, emodb, face")
+    ap.add_argument("--emodb-clips", type=int, default=80, help="EmoDB clips timed (spread over speakers)")
+    ap.add_argument("--part", choices=["speech", "face", "speech-openai", "emodb"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     if args.part:
         fn = {"speech": lambda: part_speech(args.repeats, "faster-whisper"),
               "speech-openai": lambda: part_speech(args.repeats, "openai-whisper"),
-              "face": lambda: part_face(args.repeats)}[args.part]
+              "face": lambda: part_face(args.repeats),
+              "emodb": lambda: part_emodb(args.emodb_clips)}[args.part]
         print(json.dumps(fn()))
         return
-    parts = ["speech", "face"] + (["speech-openai"] if args.openai_whisper else [])
+    parts = [p for p in args.parts.split(",") if p] + (["speech-openai"] if args.openai_whisper else [])
     result: dict = {"host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}}
     for part in parts:
-        proc = subprocess.run([sys.executable, __file__, "--part", part, "--repeats", str(args.repeats)],
+        proc = subprocess.run([sys.executable, __file__, "--part", part, "--repeats", str(args.repeats),
+                               "--emodb-clips", str(args.emodb_clips)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             sys.exit(f"part {part} failed:\n{proc.stderr[-2000:]}")
@@ -179,6 +267,7 @@ def main() -> None:
 def render(r: dict) -> str:
     lines = ["# Textualizer speed (1 thread)", "", f"Host: {r['host']}", "",
              "RTF = wall seconds per audio second (median); RTF CPU = process CPU seconds per audio second.",
+             "ASR: multilingual Whisper base (int8, language detection, VAD, one decode at temperature 0).",
              "",
              "| backend | clip | audio s | ASR s | prosody s | RTF ASR | RTF prosody | RTF total | RTF CPU | peak RSS MB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -187,9 +276,28 @@ def render(r: dict) -> str:
             continue
         s = r[key]
         for name, c in s["clips"].items():
-            lines.append(f"| {s['backend']} | {name} | {c['audio_s']} | {c['asr_s']} | {c['prosody_s']} | "
+            lines.append(f"| {s['backend']} | English {name} | {c['audio_s']} | {c['asr_s']} | {c['prosody_s']} | "
                          f"{c['rtf_asr']} | {c['rtf_prosody']} | **{c['rtf_total']}** | {c['rtf_cpu']} | {s['peak_rss_mb']} |")
         lines.append(f"| {s['backend']} | load + warm-up | | {s['load_and_warmup_s']} s | | | | | | |")
+    if "emodb" in r:
+        e = r["emodb"]
+        a, n = e["asr"], e["no_asr"]
+        la, ln = e["long_asr"], e["long_no_asr"]
+        lines += ["", f"## EmoDB (German), {e['clips']} clips of 2 s, {e['audio_s']} s in all, 1 thread", "",
+                  "| | RTF wall (mean / median) | RTF CPU (mean / median) |", "|---|---:|---:|",
+                  f"| decoding + ASR + prosody | **{a['rtf_wall_mean']}** / {a['rtf_wall_median']} | "
+                  f"**{a['rtf_cpu_mean']}** / {a['rtf_cpu_median']} |",
+                  f"| decoding + prosody (no ASR) | {n['rtf_wall_mean']} / {n['rtf_wall_median']} | "
+                  f"{n['rtf_cpu_mean']} / {n['rtf_cpu_median']} |",
+                  f"| ratio with / without ASR | {a['rtf_wall_mean'] / max(n['rtf_wall_mean'], 1e-9):.2f}x | "
+                  f"{a['rtf_cpu_mean'] / max(n['rtf_cpu_mean'], 1e-9):.2f}x |",
+                  f"| {la['audio_s']} s (6 clips of one speaker), ASR + prosody | **{la['rtf_wall']}** | **{la['rtf_cpu']}** |",
+                  f"| {ln['audio_s']} s, prosody only | {ln['rtf_wall']} | {ln['rtf_cpu']} |",
+                  "", f"Language detected as German: **{e['language_de']:.0%}** ({e['languages']}); transcript "
+                  f"reliable: {e['reliable']:.0%}; trusted with a wrong language: {e['reliable_not_de']}. "
+                  f"Peak RSS {e['peak_rss_mb']} MB.", "",
+                  "| file | language | reliable | transcript / issue |", "|---|---|---|---|"]
+        lines += [f"| {x['file']} | {x['language']} | {x['reliable']} | {x['text'] or x['issue']} |" for x in e["examples"]]
     if "speech-openai" in r:
         from affect_llm.textualize.asr import normalize_transcript
 
@@ -198,6 +306,8 @@ def render(r: dict) -> str:
             for k, c in r["speech-openai"]["clips"].items()
         )
         lines += ["", f"Both backends give the same transcript (beam 5, normalised) on every clip: **{same}**."]
+    if "face" not in r:
+        return "\n".join(lines) + "\n"
     f = r["face"]
     lines += ["", "| faces | value |", "|---|---:|",
               f"| frames/s (512x512 video, tracked) | **{f['frames_per_s']}** |",

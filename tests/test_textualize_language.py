@@ -21,6 +21,7 @@ from affect_llm.textualize import asr_quality as q
 GERMAN = "Ich kann nicht glauben, dass du das getan hast. Ich bin so wütend und traurig."
 SPANISH = "No puedo creer que me hayas hecho esto. Estoy muy enfadado y triste."
 ENGLISH = "I can't believe you did this to me. I am so angry right now."
+CHINESE = "我真不敢相信你会这样对我。我现在非常生气。"
 
 
 def espeak_voice(text: str, out, voice: str):
@@ -132,11 +133,12 @@ def clips(tmp_path_factory):
     return {
         "de": espeak_voice(GERMAN, d / "de.wav", "de"),
         "es": espeak_voice(SPANISH, d / "es.wav", "es"),
+        "zh": espeak_voice(CHINESE, d / "zh.wav", "cmn"),
         "en": espeak(ENGLISH, d / "en.wav"),
     }
 
 
-@pytest.mark.parametrize("lang", ["de", "es"])
+@pytest.mark.parametrize("lang", ["de", "es", "zh"])
 def test_non_english_speech_gives_its_language_or_no_transcript_and_no_english_cues(clips, lang):
     need_asset("whisper-base")
     from affect_llm.textualize import textualize_inputs

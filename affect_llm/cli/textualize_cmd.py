@@ -91,6 +91,7 @@ def textualize(
     language: str | None = typer.Option(
         None, "--language", help="spoken language, ISO 639-1 (en, de, es, zh, …): skips detection"
     ),
+    beam_size: int = typer.Option(1, "--beam-size", min=1, max=10, help="ASR beam width (1 = greedy, fastest)"),
     face_model: Path | None = typer.Option(None, "--face-model", help="face_landmarker.task (default: asset)"),
     fps: float = typer.Option(5.0, "--fps", min=0.1, max=60.0, help="video frames sampled per second"),
     max_seconds: float = typer.Option(600.0, "--max-seconds", min=1.0, help="longest audio/video accepted"),
@@ -109,7 +110,7 @@ def textualize(
         raise AffectError(f"--out {out} is a folder; give a file name")
     results = iter_textualize(
         audio=audio, video=video, image=image, text=text, reference=reference, reference_audio=reference_audio,
-        asr_backend=asr, asr_model=asr_model, language=language, face_model=face_model, fps=fps,
+        asr_backend=asr, asr_model=asr_model, language=language, beam_size=beam_size, face_model=face_model, fps=fps,
         max_seconds=max_seconds, praat=praat, nrc_path=nrc, keep_going=keep_going,
     )
     total = count_inputs(audio, video, image, text)

@@ -11,7 +11,7 @@ Order of work, cheapest gate first, so unusable audio costs little:
    encoder work; checked on EmoDB and espeak clips: same language, transcripts equal up to a letter).
 3. Language from that same encoder output (or `language=` as given); an uncertain or unsupported
    language stops here.
-4. One greedy/beam decode at temperature 0: no temperature-fallback loop, which on unreliable audio is
+4. One greedy (or `beam_size`) decode at temperature 0: no temperature-fallback loop, which on unreliable audio is
    where most of the time went; unreliable text is flagged (`asr_quality`), not decoded again.
 Models load once per process and are reused.
 """
@@ -34,7 +34,9 @@ from affect_llm.textualize import asr_quality
 DEFAULT_ASSET = "whisper-base"  # multilingual: what `textualize` uses
 ENGLISH_ASSET = "whisper-tiny-en"  # English only: --asr-model whisper-tiny-en, and the projector's encoder
 ASR_ASSET = ENGLISH_ASSET  # kept for callers that meant "the tiny model" (projector frame encoder)
-BEAM_SIZE = 5
+# Greedy by default: on EmoDB and espeak clips beam 5 gave the same words at ~15-25 % more decoding time
+# (bench/textualize_speed.py); `--beam-size 5` is there for noisier speech.
+BEAM_SIZE = 1
 SAMPLE_RATE = 16_000
 HOP = 160  # samples per mel frame
 MAX_FRAMES = 3000  # Whisper's 30 s window

@@ -51,7 +51,7 @@ def unsupported_language(language: str, model: str) -> str | None:
     langs = SUPPORTED_LANGUAGES.get(model)
     if langs is None or language in langs:
         return None
-    return (f"language {language!r} is not one {model} transcribes reliably ({', '.join(sorted(langs))}); "
+    return (f"language {language!r} is not one {model} transcribes reliably; it does {', '.join(sorted(langs))}; "
             "a larger Whisper can be given with --asr-model")
 
 

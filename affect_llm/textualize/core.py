@@ -91,8 +91,9 @@ def _transcript_fields(tr: Any, language: str | None) -> dict[str, Any]:
 
 def withheld_cue(issue: str | None) -> Cue:
     """The cue that tells the reader (and the LLM) that the words were not used, and why."""
+    reason = (issue or "transcript unreliable").split(";")[0]  # the reason, without the user-facing advice
     return Cue(modality="speech", cue="spoken words not used (unreliable transcript)",
-               evidence=f"{issue or 'transcript unreliable'}; judge from the voice only")
+               evidence=f"{reason}; judge from the voice only")
 
 
 def _clip_cues(
@@ -123,10 +124,11 @@ def _speech_iter(
     max_seconds: float,
     nrc_path: str | Path | None,
     language: str | None,
+    beam_size: int | None = None,
 ) -> Iterator[tuple[list[Cue], ProsodyReport, Any]]:
     """Speech cues for decoded clips `items` = [(name, array)], yielded in order as each is done.
 
-    Prosody of every clip comes first (the speaker reference needs all of them; ~0.05 s per second of
+    Prosody of every clip comes first (the speaker reference needs all of them; ~0.1 s per second of
     audio), then ASR clip by clip, so results stream."""
     from affect_llm.textualize import asr as asr_mod
     from affect_llm.textualize.audio import load_audio
@@ -143,7 +145,8 @@ def _speech_iter(
         ref = speaker_reference(others) if use_speaker else population_reference(method)
         tr = None
         if asr_backend != "none":
-            tr = asr_mod.transcribe(y, backend=asr_backend, model=asr_model, language=language)
+            tr = asr_mod.transcribe(y, backend=asr_backend, model=asr_model, language=language,
+                                    beam_size=beam_size or asr_mod.BEAM_SIZE)
         cues, zs = _clip_cues(feats[i], ref, tr, nrc_path)
         report = ProsodyReport(
             **feats[i].model_dump(), reference=ref.kind, reference_clips=ref.n_clips, deviations=zs
@@ -206,6 +209,7 @@ def iter_textualize(
     asr_backend: str = "faster-whisper",
     asr_model: str | Path | None = None,
     language: str | None = None,
+    beam_size: int | None = None,
     face_model: str | Path | None = None,
     fps: float = 5.0,
     max_seconds: float = DEFAULT_MAX_SECONDS,
@@ -226,6 +230,8 @@ def iter_textualize(
         raise AffectError("nothing to textualize: give at least one of --audio, --video, --image, --text")
     if any(not t.strip() for t in texts):
         raise AffectError("--text is empty")
+    if beam_size is not None and beam_size < 1:
+        raise AffectError(f"--beam-size must be at least 1, got {beam_size}")
     if asr_backend != "none" and (audio or (video and video_audio)):
         from affect_llm.textualize.asr import resolve_model
 
@@ -251,7 +257,7 @@ def iter_textualize(
             else:
                 decoded.append((str(p), res))
         speech = _speech_iter(decoded, reference_audio, reference, asr_backend, asr_model, praat, max_seconds,
-                              nrc_path, language)
+                              nrc_path, language, beam_size)
         for i, p in enumerate(audio):
             if i in failed:
                 yield failed[i]
@@ -276,7 +282,7 @@ def iter_textualize(
                 else:
                     cues_s, report, tr = next(_speech_iter(
                         [(str(p), y)], reference_audio, "population" if not reference_audio else reference,
-                        asr_backend, asr_model, praat, max_seconds, nrc_path, language,
+                        asr_backend, asr_model, praat, max_seconds, nrc_path, language, beam_size,
                     ))
                     item.cues = sorted(item.cues + cues_s, key=lambda c: -(c.strength or 0.0))
                     item.prosody = report
@@ -314,6 +320,7 @@ def textualize_inputs(
     asr_backend: str = "faster-whisper",
     asr_model: str | Path | None = None,
     language: str | None = None,
+    beam_size: int | None = None,
     face_model: str | Path | None = None,
     fps: float = 5.0,
     max_seconds: float = DEFAULT_MAX_SECONDS,
@@ -334,7 +341,8 @@ def textualize_inputs(
         r  # type: ignore[misc]  # keep_going=False never yields FailedInput
         for r in iter_textualize(
             audio, video, image, text, reference=reference, reference_audio=reference_audio,
-            asr_backend=asr_backend, asr_model=asr_model, language=language, face_model=face_model, fps=fps,
+            asr_backend=asr_backend, asr_model=asr_model, language=language, beam_size=beam_size,
+            face_model=face_model, fps=fps,
             max_seconds=max_seconds, praat=praat, nrc_path=nrc_path, video_audio=video_audio,
         )
     ]
