@@ -59,3 +59,20 @@ def _umask() -> int:
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def check_output_dir(out: Path, inputs: list[Path] | tuple[Path, ...] = ()) -> None:
+    """Refuse, before any work, an output folder that is a file, overlaps an input, or cannot be written."""
+    from affect_llm.errors import AffectError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AffectError(f"output folder {out} exists and is not a folder")
+    res = out.resolve()
+    for f in inputs:
+        fr = Path(f).resolve()
+        if fr == res or res in fr.parents:
+            raise AffectError(f"output folder {out} would overwrite the input {f}")
+    parent = res if res.exists() else next((p for p in res.parents if p.exists()), res.parent)
+    if not os.access(parent, os.W_OK):
+        raise AffectError(f"output folder {out} is not writable")

@@ -13,18 +13,8 @@ import math
 import re
 from typing import Any
 
-from pydantic import ValidationError
-
 from affect_llm.errors import AffectError
-from affect_llm.schema import (
-    MAX_CUE_CHARS,
-    MAX_CUES,
-    MAX_EVIDENCE_CHARS,
-    MAX_LABELS,
-    MODALITIES,
-    AnswerCue,
-    AnswerPayload,
-)
+from affect_llm.schema import MAX_LABELS, AnswerPayload
 
 
 class ParseError(AffectError):
@@ -72,18 +62,12 @@ def _coerce(obj: dict[str, Any]) -> AnswerPayload | None:
     labels = _clean_labels(obj.get("labels", obj.get("label", obj.get("emotions", obj.get("emotion")))))
     if not labels:
         return None
-    cues: list[AnswerCue] = []
-    for c in obj.get("cues") or []:
-        if isinstance(c, dict) and str(c.get("cue", "")).strip():
-            modality = str(c.get("modality", "text")).lower()
-            try:
-                cues.append(AnswerCue(modality=modality if modality in MODALITIES else "text",
-                                      cue=str(c["cue"]).strip()[:MAX_CUE_CHARS],
-                                      evidence=str(c.get("evidence", "")).strip()[:MAX_EVIDENCE_CHARS]))
-            except ValidationError:
-                continue
+    cues = obj.get("cues") or obj.get("evidence") or []
+    if not isinstance(cues, list):
+        cues = [cues]
     explanation = str(obj.get("explanation", obj.get("reason", ""))).strip()
-    return AnswerPayload.model_construct(labels=labels, explanation=explanation, cues=cues[:MAX_CUES])
+    # Citations stay raw here: the explain task resolves them against its evidence list.
+    return AnswerPayload.model_construct(labels=labels, explanation=explanation, cues=cues)
 
 
 def parse_answer(text: str) -> AnswerPayload:
@@ -138,18 +122,18 @@ def _labels_array_span(text: str) -> tuple[int, int] | None:
     return None
 
 
-def label_confidence(text: str, pieces: list[str], logprobs: list[float] | None) -> float | None:
-    """Mean over chosen labels of the model's probability of writing that label.
+def label_probabilities(text: str, pieces: list[str], logprobs: list[float] | None) -> list[float]:
+    """The model's probability of writing each chosen label, in answer order ([] when unknown).
 
     A label's probability is exp(sum of log-probs) of the tokens that overlap its characters inside the
     `"labels": [...]` array, i.e. the probability of the whole label string given the prompt and the
     answer so far (renormalised over schema-valid tokens when decoding was constrained).
     """
     if not logprobs or not pieces or "".join(pieces) != text:
-        return None
+        return []
     span = _labels_array_span(text)
     if span is None:
-        return None
+        return []
     starts, pos = [], 0
     for p in pieces:
         starts.append(pos)
@@ -160,7 +144,5 @@ def label_confidence(text: str, pieces: list[str], logprobs: list[float] | None)
         if a == b:
             continue
         total = sum(lp for s, p, lp in zip(starts, pieces, logprobs) if s < b and s + len(p) > a and p)
-        probs.append(math.exp(total))
-    if not probs:
-        return None
-    return float(min(1.0, max(0.0, sum(probs) / len(probs))))
+        probs.append(min(1.0, max(0.0, math.exp(total))))
+    return probs

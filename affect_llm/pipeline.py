@@ -1,85 +1,21 @@
-"""The explain pipeline: request -> prompt (versioned template) -> backend -> parsed, scored report."""
+"""The explain pipeline: request -> `ExplainTask` (evidence, prior, prompt, schema) -> backend -> report.
+
+`Explainer` adds what a session needs around the task: the model behind a backend, the bundled adapter
+and label model, demonstration retrieval and batching.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from affect_llm.backends.base import Backend, Message, make_backend
 from affect_llm.errors import AffectError
-from affect_llm.parsing import ParseError, label_confidence, parse_answer
-from affect_llm.prompting import get_template, template_versions
-from affect_llm.schema import Cue, EmotionReport, Turn, answer_json_schema
+from affect_llm.explain_task import DECODING, Demo, ExplainRequest, ExplainTask, Prepared, request_from
+from affect_llm.prompting import template_versions
+from affect_llm.schema import EmotionReport
 
-
-class Demo(BaseModel):
-    """A worked example shown in the prompt (filled by demonstration retrieval)."""
-
-    text: str
-    speaker: str | None = None
-    context: list[Turn] = Field(default_factory=list)
-    label: str = ""
-    answer: str = ""
-
-    @classmethod
-    def from_sample(cls, sample: Any) -> "Demo":
-        """A retrieved canonical sample as a demo; its answer is shown in the answer's own JSON shape."""
-        import json
-
-        from affect_llm.retrieval import demo_fields
-
-        fields = demo_fields(sample)
-        answer: dict[str, Any] = {}
-        if fields["answer"]:
-            answer["explanation"] = fields["answer"]
-        answer["labels"] = list(sample.labels)
-        fields["answer"] = json.dumps(answer, ensure_ascii=False)
-        return cls(**fields)
-
-
-class ExplainRequest(BaseModel):
-    """One query: the target utterance, its dialogue context and any textualized cues."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    speaker: str | None = None
-    context: list[Turn] = Field(default_factory=list)
-    cues: list[Cue] = Field(default_factory=list)
-    label_space: list[str] | None = None
-    demos: list[Demo] = Field(default_factory=list)
-    # Non-verbal inputs given to a projector model as soft tokens: {"audio"|"face": file path}.
-    media: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("text")
-    @classmethod
-    def _text_non_empty(cls, v: str) -> str:
-        if not v or not v.strip():
-            raise ValueError("text is empty")
-        return v.strip()
-
-    @field_validator("label_space")
-    @classmethod
-    def _labels_non_empty(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None:
-            v = [x.strip() for x in v if x.strip()]
-            if not v:
-                raise ValueError("label_space is empty")
-        return v
-
-
-def request_from(**fields: Any) -> ExplainRequest:
-    """Build a request, turning validation problems into one-line user errors."""
-    from pydantic import ValidationError
-
-    try:
-        return ExplainRequest(**fields)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise AffectError(f"invalid input: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+__all__ = ["Demo", "ExplainRequest", "Explainer", "request_from"]
 
 
 class Explainer:
@@ -94,12 +30,13 @@ class Explainer:
         backend: str | Backend = "transformers",
         *,
         adapter: str | None = "default",
+        label_model: Any = "default",
         projector: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
-        dtype: str = "bfloat16",
-        max_new_tokens: int = 160,
-        temperature: float = 0.0,
+        dtype: str | None = None,
+        max_new_tokens: int = DECODING["max_new_tokens"],
+        temperature: float = DECODING["temperature"],
         seed: int = 0,
         template: str = "explain",
         system_template: str = "system",
@@ -111,9 +48,15 @@ class Explainer:
 
         `adapter`: "default" = the tuned LoRA adapter shipped for the default model (only applied to that
         model, and only by in-process backends), None = the bare model, or an adapter folder.
+        `label_model`: "default" = the bundled label model (for the default model), None = none, a folder,
+        or a loaded `LabelModel`.
         """
-        self.template = get_template(template)
-        self.system = get_template(system_template)
+        from affect_llm.label_model import LabelModel, resolve_label_model
+
+        if max_new_tokens < 8:
+            raise AffectError(f"max_new_tokens must be at least 8 (got {max_new_tokens})")
+        if temperature < 0:
+            raise AffectError(f"temperature must be >= 0 (got {temperature})")
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
         if label_vocabulary == "emotions":
             from affect_llm.vocabulary import EMOTION_WORDS
@@ -121,7 +64,15 @@ class Explainer:
             label_vocabulary = list(EMOTION_WORDS)
         elif isinstance(label_vocabulary, str):
             raise AffectError(f"unknown label vocabulary {label_vocabulary!r}; use 'emotions', a list, or None")
+        elif label_vocabulary is not None:
+            label_vocabulary = [x.strip() for x in label_vocabulary if str(x).strip()]
+            if not label_vocabulary:
+                raise AffectError("label_vocabulary is empty; give emotion words, 'emotions', or None for free labels")
         self.label_vocabulary = label_vocabulary
+        lm = label_model if isinstance(label_model, LabelModel) else resolve_label_model(
+            label_model, model if isinstance(backend, str) else None)
+        self.task = ExplainTask(template=template, system_template=system_template,
+                                label_vocabulary=label_vocabulary, label_model=lm)
         self.k = k
         self.demo_index = None
         if demos:
@@ -135,10 +86,15 @@ class Explainer:
             kwargs: dict[str, Any] = {"model": model}
             if backend == "openai":
                 kwargs.update(base_url=base_url, api_key=api_key)
+                if adapter not in (None, "default"):
+                    raise AffectError("--adapter needs an in-process backend (transformers or vllm); an OpenAI-"
+                                      "compatible server loads adapters itself (affect-llm serve --adapter NAME=DIR)")
             else:
                 from affect_llm.assets import resolve_adapter
 
-                kwargs.update(adapter=resolve_adapter(adapter, model), dtype=dtype)
+                kwargs.update(adapter=resolve_adapter(adapter, model))
+                if dtype is not None:
+                    kwargs["dtype"] = dtype
             if projector:
                 if backend != "transformers":
                     raise AffectError(f"--projector needs the transformers backend (got {backend!r}); serve soft "
@@ -147,37 +103,21 @@ class Explainer:
             self.backend = make_backend(backend, **kwargs)
         else:
             self.backend = backend
+        if lm is not None and self.task.label_model is lm:
+            lm.warm()  # the embedder loads with the model, not inside the first query's time
         self.load_seconds = time.perf_counter() - start
 
+    @property
+    def template(self):
+        return self.task.template
+
+    @property
+    def label_model(self):
+        return self.task.label_model
+
     # -- prompt ---------------------------------------------------------------------------------
-    def template_for(self, req: ExplainRequest):
-        """The template a request renders with: InstructERC wording for closed-set dialogue tasks."""
-        if req.label_space and self.template.name == "explain" and req.context:
-            return get_template("erc")
-        return self.template
-
     def messages(self, req: ExplainRequest) -> list[Message]:
-        user = self.template_for(req).render(
-            text=req.text,
-            speaker=req.speaker,
-            context=[t.model_dump() for t in req.context],
-            cues=[c.model_dump() for c in req.cues],
-            label_space=req.label_space or [],
-            demos=[d.model_dump() for d in req.demos],
-            soft=sorted(req.media),
-        )
-        return [{"role": "system", "content": self.system.render()}, {"role": "user", "content": user}]
-
-    def schema(self, req: ExplainRequest) -> dict[str, Any]:
-        """The answer schema for this request: closed label set, emotion vocabulary, or free labels."""
-        schema = answer_json_schema()
-        labels = schema["properties"]["labels"]
-        if req.label_space:
-            labels["items"] = {"type": "string", "enum": list(req.label_space)}
-            labels["maxItems"] = 1
-        elif self.label_vocabulary:
-            labels["items"] = {"type": "string", "enum": list(self.label_vocabulary)}
-        return schema
+        return self.task.prepare(req).messages
 
     # -- demonstrations -------------------------------------------------------------------------
     def with_demos(self, requests: list[ExplainRequest], samples: list[Any] | None = None) -> list[ExplainRequest]:
@@ -213,6 +153,8 @@ class Explainer:
         samples: list[Any] | None = None,
     ) -> list[EmotionReport]:
         """Explain many requests in batches; `samples` are their canonical samples (for demo retrieval)."""
+        if batch_size < 1:
+            raise AffectError(f"batch_size must be at least 1 (got {batch_size})")
         reqs = self.with_demos(list(requests), samples)
         reports: list[EmotionReport] = []
         bar = None
@@ -220,16 +162,18 @@ class Explainer:
             from tqdm import tqdm
 
             bar = tqdm(total=len(reqs), desc="explain", unit="query")
-        # Requests with the same schema share a batch (one constraint per generate call).
         for i in range(0, len(reqs), batch_size):
             chunk = reqs[i : i + batch_size]
+            t0 = time.perf_counter()
+            preps = self.task.prepare_many(chunk)
+            prep_s = (time.perf_counter() - t0) / max(1, len(chunk))
+            # Requests with the same schema share a batch (one constraint per generate call).
             groups: dict[str, list[int]] = {}
-            for j, r in enumerate(chunk):
-                groups.setdefault(repr(r.label_space), []).append(j)
+            for j, p in enumerate(preps):
+                groups.setdefault(p.schema_key, []).append(j)
             out: list[EmotionReport | None] = [None] * len(chunk)
             for idxs in groups.values():
-                sub = [chunk[j] for j in idxs]
-                for j, rep in zip(idxs, self._run(sub)):
+                for j, rep in zip(idxs, self._run([preps[j] for j in idxs], prep_s)):
                     out[j] = rep
             reports.extend(r for r in out if r is not None)
             if bar:
@@ -238,50 +182,38 @@ class Explainer:
             bar.close()
         return reports
 
-    def _run(self, reqs: list[ExplainRequest]) -> list[EmotionReport]:
+    def _run(self, preps: list[Prepared], prep_s: float) -> list[EmotionReport]:
         extra: dict[str, Any] = {}
-        if any(r.media for r in reqs):
+        if any(p.request.media for p in preps):
             if not getattr(self.backend, "accepts_media", False):
                 raise AffectError("audio/face soft tokens need a projector model: load one with --projector DIR "
                                   "(or pass the signals as textualized cues instead)")
-            extra["media"] = [dict(r.media) for r in reqs]
+            extra["media"] = [dict(p.request.media) for p in preps]
         start = time.perf_counter()
         gens = self.backend.generate(
-            [self.messages(r) for r in reqs],
+            [p.messages for p in preps],
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
             seed=self.seed,
-            json_schema=self.schema(reqs[0]),
+            json_schema=preps[0].schema,
             **extra,
         )
         seconds = time.perf_counter() - start
         reports = []
-        for req, gen in zip(reqs, gens):
-            try:
-                payload = parse_answer(gen.text)
-            except ParseError as err:
-                raise ParseError(f"{err} (finish reason: {gen.finish_reason})") from None
-            reports.append(
-                EmotionReport(
-                    labels=payload.labels,
-                    explanation=payload.explanation,
-                    cues=payload.cues,
-                    confidence=label_confidence(gen.text, gen.pieces, gen.logprobs),
-                    model=self.backend.model_id,
-                    template=self.template_for(req).tag,
-                    timings={
-                        "generate_s": round(seconds / len(reqs), 4),
-                        "batch_s": round(seconds, 4),
-                        "completion_tokens": float(gen.completion_tokens),
-                        "tokens_per_s": round(gen.completion_tokens / seconds, 2) if seconds else 0.0,
-                    },
-                    raw=gen.text,
-                )
-            )
+        for prep, gen in zip(preps, gens):
+            timings = {
+                "prepare_s": round(prep_s, 4),
+                "generate_s": round(seconds / len(preps), 4),
+                "batch_s": round(seconds, 4),
+                "completion_tokens": float(gen.completion_tokens),
+                "tokens_per_s": round(gen.completion_tokens / seconds, 2) if seconds else 0.0,
+            }
+            reports.append(self.task.report(prep, gen, model=self.backend.model_id, timings=timings))
         return reports
 
     def describe(self) -> dict[str, Any]:
         """Provenance for run cards and reports."""
+        lm = self.task.label_model
         return {
             "model": self.backend.model_id,
             "backend": self.backend.name,
@@ -291,5 +223,7 @@ class Explainer:
             "temperature": self.temperature,
             "seed": self.seed,
             "label_vocabulary": "free" if not self.label_vocabulary else f"{len(self.label_vocabulary)} words",
+            "label_model": None if lm is None else {"path": str(lm.path), "labels": len(lm.labels),
+                                                    "train_files": [f["path"] for f in lm.card.get("train_files", [])]},
             "demos": {"index": self.demo_index.manifest if self.demo_index is not None else None, "k": self.k},
         }

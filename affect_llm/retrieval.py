@@ -403,18 +403,6 @@ class DemoIndex:
         return out
 
 
-def demo_fields(sample: Sample) -> dict[str, Any]:
-    """A retrieved sample as the prompt's demo fields (`affect_llm.pipeline.Demo`): text, speaker,
-    context, label (labels joined by ", ") and answer (the sample's description, if any)."""
-    return {
-        "text": sample.text or key_text(sample, 1),
-        "speaker": sample.speaker,
-        "context": [t.model_dump() for t in sample.context],
-        "label": ", ".join(sample.labels),
-        "answer": sample.description or "",
-    }
-
-
 def _balanced(cands: list[tuple[int, float]], samples: list[Sample], k: int) -> list[tuple[int, float]]:
     by_label: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for j, sc in cands:

@@ -15,11 +15,10 @@ MODALITIES: tuple[str, ...] = ("text", "speech", "face", "context")
 
 # Bounds keep a small model from looping until the token limit inside a JSON string or list.
 MAX_LABELS = 3
-MAX_CUES = 2
 MAX_LABEL_CHARS = 20
-MAX_EXPLANATION_CHARS = 160
+MAX_EXPLANATION_CHARS = 140
 MAX_CUE_CHARS = 40
-MAX_EVIDENCE_CHARS = 60
+MAX_EVIDENCE_CHARS = 120
 
 
 class Cue(BaseModel):
@@ -60,11 +59,14 @@ class AnswerCue(BaseModel):
 
 
 class AnswerPayload(BaseModel):
-    """What the model writes. Its JSON schema is what constrained decoding enforces."""
+    """What the model writes: labels, the ids of the evidence it cites, one explanation.
+
+    `explain_task.answer_schema` is the JSON schema constrained decoding enforces for one request (its
+    label and evidence enums depend on the request)."""
 
     labels: list[str] = Field(min_length=1, max_length=MAX_LABELS)
+    cues: list[Any] = Field(default_factory=list, description="cited evidence ids (E1, E2, ...)")
     explanation: str = Field(max_length=MAX_EXPLANATION_CHARS)
-    cues: list[AnswerCue] = Field(max_length=MAX_CUES)
 
 
 class EmotionReport(BaseModel):
@@ -72,10 +74,17 @@ class EmotionReport(BaseModel):
 
     labels: list[str]
     explanation: str
-    cues: list[AnswerCue]
+    cues: list[AnswerCue] = Field(description="the cited evidence items, each with its exact text from the input")
     confidence: float | None = Field(
-        ge=0.0, le=1.0, description="model's own probability of its labels; null if the backend gives none"
+        ge=0.0, le=1.0, description="label-model probability and the model's own label probability, averaged; "
+        "null if neither is known"
     )
+    llm_confidence: float | None = Field(default=None, description="the LLM's own probability of its labels")
+    label_prior: dict[str, float] | None = Field(default=None, description="the label model's top labels")
+    inconsistent: bool = Field(default=False, description="the explanation names only emotions outside the "
+                               "labels' emotion families")
+    dropped_citations: int = Field(default=0, description="cited ids that named nothing in the evidence list "
+                                   "(only from endpoints that cannot constrain)")
     model: str
     template: str
     timings: dict[str, float] = Field(default_factory=dict)
@@ -83,35 +92,3 @@ class EmotionReport(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-def answer_json_schema() -> dict[str, Any]:
-    """A self-contained JSON schema of `AnswerPayload` with bounds on every list and string."""
-    labels = {
-        "type": "array",
-        "items": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_CHARS},
-        "minItems": 1,
-        "maxItems": MAX_LABELS,
-    }
-    cue = {
-        "type": "object",
-        "properties": {
-            "modality": {"type": "string", "enum": list(MODALITIES)},
-            "cue": {"type": "string", "minLength": 1, "maxLength": MAX_CUE_CHARS},
-            "evidence": {"type": "string", "maxLength": MAX_EVIDENCE_CHARS},
-        },
-        "required": ["modality", "cue", "evidence"],
-        "additionalProperties": False,
-    }
-    # Field order is enforced during decoding: the model reasons first (explanation), then names the
-    # labels that follow from it, then cites cues. Labels first made a 135M model pick a label blindly.
-    return {
-        "type": "object",
-        "properties": {
-            "explanation": {"type": "string", "minLength": 1, "maxLength": MAX_EXPLANATION_CHARS},
-            "labels": labels,
-            "cues": {"type": "array", "items": cue, "minItems": 0, "maxItems": MAX_CUES},
-        },
-        "required": ["explanation", "labels", "cues"],
-        "additionalProperties": False,
-    }

@@ -29,3 +29,16 @@ humiliation insecurity vulnerability pity playfulness sarcasm smugness triumph i
         )
     )
 )
+
+# Closed-set labels that are not in the served vocabulary, mapped to the nearest vocabulary word.
+VOCAB_ALIASES = {
+    "joyful": "joy", "peaceful": "calm", "powerful": "confidence", "scared": "fear", "mad": "anger",
+    "sad": "sadness", "happy": "happiness", "angry": "anger", "worried": "worry", "excited": "excitement",
+    "frustrated": "frustration", "afraid": "fear", "terrified": "terror", "surprised": "surprise",
+    "disgusted": "disgust", "ashamed": "shame", "anxious": "anxiety", "grateful": "gratitude",
+    "proud": "pride", "lonely": "loneliness", "guilty": "guilt", "embarrassed": "embarrassment",
+    "jealous": "jealousy", "hopeful": "hope", "annoyed": "annoyance", "furious": "rage",
+    "disappointed": "disappointment", "confident": "confidence", "content": "contentment",
+    "nostalgic": "nostalgia", "trusting": "trust", "devastated": "despair", "apprehensive": "unease",
+    "impressed": "admiration", "sentimental": "nostalgia", "anticipating": "anticipation",
+}

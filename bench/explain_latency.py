@@ -1,11 +1,13 @@
-"""Latency and tokens/s of `explain` on 20 texts: 1 vs 2 torch threads, fp32 vs bf16.
+"""Explain latency of the embedded default, side by side with a plain transformers `generate` of the same weights.
 
-Each configuration runs in its own process (thread count is process-wide), the configurations
-alternate in one run so machine noise hits them alike. Usage:
+In one process per thread count, for each text: our whole answer (evidence + label model + constrained,
+id-cited JSON + parsing), then `model.generate` of 64 greedy tokens on the same prompt and the same merged
+weights (no constraint, `min_new_tokens=64`). The configurations alternate text by text, so machine noise
+hits both alike. Start-up is measured in fresh processes: `import affect_llm.cli.app`, and a cold
+`affect-llm explain --text ... --json` (start-up + load + answer). Usage:
 
-    python bench/explain_latency.py [--n 20] [--n-slow 5] [--max-new-tokens 160]
+    python bench/explain_latency.py [--n 20] [--threads 1,2]
 
-`--n-slow` caps the texts for 2-thread configurations, which are an order of magnitude slower here.
 Writes bench/results/explain_latency.{json,md}.
 """
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,54 +50,88 @@ TEXTS = [
 
 WORKER = r"""
 import json, sys, time
-from affect_llm.pipeline import Explainer
-texts, dtype, max_new = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ex = Explainer(dtype=dtype, max_new_tokens=max_new)
+import torch
+from affect_llm.pipeline import Explainer, request_from
+texts = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+ex = Explainer()
+load_s = time.perf_counter() - t0
 ex.explain(text="warm-up")  # builds the schema tables once; not timed
-out = []
+be = ex.backend
+rows = []
 for t in texts:
     start = time.perf_counter()
     r = ex.explain(text=t)
-    out.append({"s": time.perf_counter() - start, "tokens": r.timings["completion_tokens"]})
-print(json.dumps(out))
+    ours = time.perf_counter() - start
+    prompt = be.prompt_text(ex.messages(request_from(text=t)))
+    enc = be.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = be.model.generate(**enc, max_new_tokens=64, min_new_tokens=64, do_sample=False,
+                                pad_token_id=be.tokenizer.pad_token_id)
+    plain = time.perf_counter() - start
+    rows.append({"ours_s": ours, "ours_tokens": r.timings["completion_tokens"], "plain_s": plain,
+                 "plain_tokens": int(out.shape[1] - enc["input_ids"].shape[1]), "prompt_tokens": int(enc["input_ids"].shape[1]),
+                 "answer": r.to_json_dict()})
+print(json.dumps({"load_s": load_s, "dtype": be.dtype, "rows": rows}))
 """
 
 
-def run_config(threads: int, dtype: str, texts: list[str], max_new: int) -> list[dict]:
+def run_worker(threads: int, texts: list[str]) -> dict:
     env = {**os.environ, "AFFECT_LLM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(texts), dtype, str(max_new)],
-                          capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(texts)], capture_output=True, text=True,
+                          env=env, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def startup(threads: int, repeats: int) -> dict:
+    env = {**os.environ, "AFFECT_LLM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    cli = str(Path(sys.executable).with_name("affect-llm"))
+    imp, cold = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import affect_llm.cli.app"], check=True, env=env)
+        imp.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run([cli, "explain", "--text", TEXTS[0], "--json"], check=True, env=env, capture_output=True)
+        cold.append(time.perf_counter() - start)
+    return {"import_s": statistics.median(imp), "cold_explain_s": statistics.median(cold)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--n-slow", type=int, default=5, help="texts for 2-thread configs")
-    ap.add_argument("--max-new-tokens", type=int, default=160)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--startup-repeats", type=int, default=3)
     args = ap.parse_args()
-    rows = []
-    for threads in (1, 2):
-        for dtype in ("float32", "bfloat16"):
-            n = args.n if threads == 1 else min(args.n, args.n_slow)
-            res = run_config(threads, dtype, TEXTS[:n], args.max_new_tokens)
-            secs = [r["s"] for r in res]
-            toks = [r["tokens"] for r in res]
-            rows.append({
-                "threads": threads, "dtype": dtype, "texts": n,
-                "p50_s": percentile(secs, 50), "p95_s": percentile(secs, 95),
-                "mean_tokens": sum(toks) / len(toks), "tokens_per_s": sum(toks) / sum(secs),
-                "s_per_64_tokens": 64 * sum(secs) / sum(toks),
-            })
-            print(json.dumps(rows[-1]), flush=True)
-    base = next(r for r in rows if r["threads"] == 1 and r["dtype"] == "bfloat16")
-    for r in rows:
-        r["speed_vs_1t_bf16"] = r["tokens_per_s"] / base["tokens_per_s"]
-    cols = ["threads", "dtype", "texts", "p50_s", "p95_s", "mean_tokens", "tokens_per_s", "s_per_64_tokens",
-            "speed_vs_1t_bf16"]
-    md = "# explain latency (embedded default, batch 1, constrained JSON)\n\n" + md_table(rows, cols)
+    rows, answers = [], {}
+    for threads in [int(x) for x in args.threads.split(",")]:
+        res = run_worker(threads, TEXTS[: args.n])
+        ours = [r["ours_s"] for r in res["rows"]]
+        plain = [r["plain_s"] for r in res["rows"]]
+        ours_tok = sum(r["ours_tokens"] for r in res["rows"])
+        plain_tok = sum(r["plain_tokens"] for r in res["rows"])
+        st = startup(threads, args.startup_repeats)
+        rows.append({
+            "threads": threads, "dtype": res["dtype"], "texts": len(ours),
+            "ours_p50_s": percentile(ours, 50), "ours_p95_s": percentile(ours, 95),
+            "ours_tokens_mean": ours_tok / len(ours), "ours_tokens_per_s": ours_tok / sum(ours),
+            "plain64_p50_s": percentile(plain, 50), "plain64_p95_s": percentile(plain, 95),
+            "plain_tokens_per_s": plain_tok / sum(plain),
+            "ratio_p50_ours_vs_plain": percentile(ours, 50) / percentile(plain, 50),
+            "load_s": res["load_s"], **st,
+        })
+        answers[threads] = [{"text": t, **r["answer"]} for t, r in zip(TEXTS, res["rows"])]
+        print(json.dumps(rows[-1]), flush=True)
+    cols = list(rows[0])
+    md = ("# explain latency: ours (whole answer) vs plain transformers generate (64 greedy tokens), same weights\n\n"
+          + md_table(rows, cols))
+    md += "\n\n## Answers (first thread count)\n\n"
+    for a in next(iter(answers.values())):
+        cues = "; ".join(f"{c['cue']}: {c['evidence']}" for c in a["cues"])
+        md += f"- **{a['text']}** → {', '.join(a['labels'])} ({a['confidence']:.2f}) — {a['explanation']} [{cues}]\n"
     print(md)
-    write_results("explain_latency", {"rows": rows, "args": vars(args)}, md)
+    write_results("explain_latency", {"rows": rows, "answers": answers, "args": vars(args)}, md)
 
 
 if __name__ == "__main__":

@@ -220,6 +220,7 @@ class EvalRunner:
         plots: bool = True,
         demos: str | None = None,
         k: int = 0,
+        label_model: str | None = "default",
     ) -> EvalRunner:
         """Validate the suite and data first (cheap), then load the model behind `Explainer`."""
         items = cls.prepare(suite)
@@ -233,7 +234,7 @@ class EvalRunner:
 
             adapter = resolve_adapter(adapter, suite.model)
         kwargs: dict[str, Any] = {"model": suite.model, "adapter": adapter, "base_url": base_url, "api_key": api_key,
-                                  "demos": demos, "k": k}
+                                  "demos": demos, "k": k, "label_model": label_model}
         if suite.backend:
             kwargs["backend"] = suite.backend
         explainer = Explainer(**kwargs)

@@ -374,12 +374,11 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         from affect_llm.data_builders.schema import Sample
 
         from affect_llm.pipeline import Demo
-        from affect_llm.retrieval import demo_fields
 
         query = Sample(id="api-query", dataset="api", split="test", text=text, context=eb.context,
                        speaker=eb.speaker)
         hits = await anyio.to_thread.run_sync(lambda: index.select(query, eb.demos))
-        return [Demo(**demo_fields(s)) for s in hits]
+        return [Demo.from_sample(s) for s in hits]
 
     # -- static demo -----------------------------------------------------------------------
     from importlib import resources

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 ENGINES = ("vllm", "transformers")
@@ -40,7 +41,10 @@ class ServeSettings:
     max_batch: int = 8
     batch_wait_ms: float = 10.0
     #: Token budget of one explain answer.
-    max_new_tokens: int = 160
+    max_new_tokens: int = int(DECODING["max_new_tokens"])
+    #: Label model whose prior the explain answers use: "default" (bundled, for the embedded model), a folder,
+    #: or None (no prior).
+    label_model: str | None = "default"
     #: Demonstration index folder (`affect-llm index build`); enables the `demos` request option.
     demo_index: str | None = None
     #: Speech recogniser for audio inputs ("none": prosody cues only).
@@ -53,7 +57,7 @@ class ServeSettings:
     engine_log: str | None = None
     vllm_args: list[str] = field(default_factory=list)
     #: Mild repetition penalty (the transformers backend's default), applied by both engines.
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = float(DECODING["repetition_penalty"])
     #: Seconds uvicorn waits for in-flight requests at shutdown before it closes them.
     graceful_timeout_s: float = 10.0
     log_level: str = "info"
@@ -88,6 +92,8 @@ class ServeSettings:
                 errors.append(f"adapter name {name!r} must be letters, digits, '-', '_' or '.'")
             if not (Path(folder) / "adapter_config.json").is_file():
                 errors.append(f"adapter {name!r}: {folder} has no adapter_config.json")
+        if self.label_model not in (None, "default") and not Path(self.label_model).is_dir():
+            errors.append(f"label model folder not found: {self.label_model}")
         if self.demo_index is not None and not Path(self.demo_index).is_dir():
             errors.append(f"demo index folder not found: {self.demo_index}")
         if self.api_key is not None and not self.api_key.strip():

@@ -94,12 +94,17 @@ class Engine:
 
     def make_explainers(self, backends: dict[str | None, Any]) -> dict[tuple[str | None, bool], Explainer]:
         """One Explainer per (adapter, free labels), sharing the backends."""
+        from affect_llm.label_model import resolve_label_model
+
+        lm = resolve_label_model(self.settings.label_model, self.settings.model)
+        if lm is not None:
+            lm.warm()
         out = {}
         for adapter, backend in backends.items():
             for free in (False, True):
                 out[(adapter, free)] = Explainer(
                     backend=backend, max_new_tokens=self.settings.max_new_tokens,
-                    label_vocabulary=None if free else "emotions",
+                    label_vocabulary=None if free else "emotions", label_model=lm,
                 )
         return out
 

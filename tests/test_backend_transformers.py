@@ -7,7 +7,7 @@ import pytest
 
 from affect_llm.backends.transformers_backend import TransformersBackend
 from affect_llm.pipeline import Explainer, request_from
-from affect_llm.schema import answer_json_schema
+from affect_llm.explain_task import answer_schema
 from affect_llm.vocabulary import EMOTION_WORDS
 
 MSG = [{"role": "system", "content": "You read emotions."}, {"role": "user", "content": "I lost my keys again!"}]
@@ -27,7 +27,7 @@ def test_free_generation_reports_tokens(backend):
 
 
 def test_random_model_is_forced_into_the_schema(backend):
-    schema = answer_json_schema()
+    schema = answer_schema(["anger", "joy"], 2, ["E1", "E2"])
     g = backend.generate([MSG], max_new_tokens=400, json_schema=schema)[0]
     assert g.finish_reason == "stop", g.text
     jsonschema.validate(json.loads(g.text), schema)
@@ -46,8 +46,34 @@ def test_sampling_is_seeded(backend):
     assert a == b
 
 
+def test_decode_loop_matches_generate(backend):
+    """Our decoding loop gives exactly transformers' greedy tokens (it only drops generate's overhead)."""
+    import torch
+
+    enc = backend.tokenizer([backend.prompt_text(MSG)], return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        ref = backend.model.generate(**enc, max_new_tokens=12, min_new_tokens=12, do_sample=False,
+                                     pad_token_id=backend.tokenizer.pad_token_id)
+    ours = backend.generate([MSG], max_new_tokens=12)[0]
+    want = ref[0, enc["input_ids"].shape[1]:].tolist()
+    eos = backend.tokenizer.eos_token_id
+    got = backend.tokenizer(ours.text, add_special_tokens=False)["input_ids"]
+    assert got == [t for t in want if t != eos][: len(got)] and len(got) >= 1
+
+
+def test_cancel_stops_generation(backend):
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) >= 3
+
+    g = backend.generate([MSG], max_new_tokens=50, cancelled=cancelled)[0]
+    assert g.completion_tokens == 3 and g.finish_reason == "cancelled"
+
+
 def test_explainer_on_tiny_model(tiny_llama_dir):
-    ex = Explainer(model=str(tiny_llama_dir), dtype="float32", max_new_tokens=400)
+    ex = Explainer(model=str(tiny_llama_dir), dtype="float32", max_new_tokens=400, label_model=None)
     reports = ex.explain_many(
         [request_from(text="I lost my keys again!"),
          request_from(text="Whatever.", label_space=["anger", "neutral"],
@@ -57,7 +83,7 @@ def test_explainer_on_tiny_model(tiny_llama_dir):
     assert all(lbl in EMOTION_WORDS for lbl in reports[0].labels)
     assert reports[0].template.startswith("explain@")
     assert reports[1].labels[0] in ("anger", "neutral") and len(reports[1].labels) == 1
-    assert reports[1].template.startswith("erc@")
+    assert reports[1].template.startswith("explain@")
     for r in reports:
         assert r.confidence is not None and 0.0 <= r.confidence <= 1.0
         assert r.timings["completion_tokens"] > 0

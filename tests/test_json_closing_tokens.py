@@ -28,9 +28,13 @@ def _walk(proc, tok, prefix: str) -> list[int]:
 
 def test_mid_token_string_closer_is_allowed(tok):
     from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
-    from affect_llm.schema import answer_json_schema
+    from affect_llm.explain_task import answer_schema
 
-    proc = JsonSchemaLogitsProcessor(tok, answer_json_schema())
+    schema = answer_schema(["gratitude"], 1, ["E1"])
+    props = schema["properties"]
+    schema["properties"] = {"explanation": props["explanation"], "labels": props["labels"]}  # free text, then more
+    schema["required"] = ["explanation", "labels"]
+    proc = JsonSchemaLogitsProcessor(tok, schema)
     seq = _walk(proc, tok, '{"explanation": "The words express gratitude')
     closer = tok.convert_tokens_to_ids(tok.tokenize('.",'))
     assert len(closer) == 1
@@ -45,7 +49,7 @@ def test_escaped_quotes_are_not_closers(tok):
 
     for tail, tokens in closing_tokens(tok).items():
         assert tail.startswith('"')
-        for token_id, n in tokens:
+        for token_id, content in tokens:
             text = tok.decode([token_id])
-            content = text[:n]
+            assert content in text
             assert (len(content) - len(content.rstrip("\\"))) % 2 == 0, text

@@ -41,8 +41,11 @@ def test_wheel_contents(wheel):
                  "affect_llm/eval/suites/closed-text.yaml"):
         assert data in names, data
     assert any(n.startswith("affect_llm/wheel_data/") and "LICENSE" in n.upper() for n in names)
-    for shipped in (REPO / "affect_llm" / "adapters" / "default").glob("*"):  # the tuned default adapter
-        assert f"affect_llm/adapters/default/{shipped.name}" in names, shipped.name
+    for folder in ("adapters/default", "label_models/default"):  # the tuned default adapter and label model
+        for shipped in (REPO / "affect_llm" / folder).glob("*"):
+            assert f"affect_llm/{folder}/{shipped.name}" in names, shipped.name
+    for lex in ("empath_emotions.tsv", "LICENSE-EMPATH.txt", "vader_lexicon.txt"):
+        assert f"affect_llm/textualize/lexicon/{lex}" in names, lex
     assert not [n for n in names if n.startswith(("tests/", "bench/"))]
 
 

@@ -2,15 +2,14 @@ import math
 
 import pytest
 
-from affect_llm.parsing import ParseError, label_confidence, parse_answer
+from affect_llm.parsing import ParseError, label_probabilities, parse_answer
 
 
 def test_parses_clean_json():
-    a = parse_answer('{"explanation": "they shout", "labels": ["Anger ", "anger", "frustration"], "cues": '
-                     '[{"modality": "text", "cue": "shouting", "evidence": "!!!"}]}')
+    a = parse_answer('{"labels": ["Anger ", "anger", "frustration"], "cues": ["E1", "E3"], "explanation": "they shout"}')
     assert a.labels == ["anger", "frustration"]
     assert a.explanation == "they shout"
-    assert a.cues[0].cue == "shouting"
+    assert a.cues == ["E1", "E3"]  # raw citations: the explain task resolves them
 
 
 def test_parses_json_inside_prose_and_fences():
@@ -18,9 +17,9 @@ def test_parses_json_inside_prose_and_fences():
     assert a.labels == ["joy"]
 
 
-def test_unknown_modality_becomes_text():
-    a = parse_answer('{"labels": ["joy"], "explanation": "", "cues": [{"modality": "vibes", "cue": "x", "evidence": ""}]}')
-    assert a.cues[0].modality == "text"
+def test_single_citation_becomes_a_list():
+    a = parse_answer('{"labels": ["joy"], "explanation": "", "cues": "E2"}')
+    assert a.cues == ["E2"]
 
 
 def test_truncated_answer_keeps_complete_labels():
@@ -43,12 +42,21 @@ def test_confidence_is_probability_of_label_tokens():
     text = "".join(pieces)
     lp = [0.0, 0.0, 0.0, math.log(0.9), math.log(0.5), math.log(0.8), 0.0, 0.0, math.log(0.6), 0.0]
     # anger: tokens ' ["' (overlaps? no: ends before 'a'), 'ang', 'er' -> 0.5*0.8 = 0.4; joy: 0.6
-    assert label_confidence(text, pieces, lp) == pytest.approx((0.4 + 0.6) / 2)
+    assert label_probabilities(text, pieces, lp) == pytest.approx([0.4, 0.6])
 
 
 def test_confidence_none_without_logprobs():
-    assert label_confidence('{"labels": ["joy"]}', [], None) is None
-    assert label_confidence('{"labels": ["joy"]}', ['{"labels": ["joy"]}'], [0.0]) == pytest.approx(1.0)
+    assert label_probabilities('{"labels": ["joy"]}', [], None) == []
+    assert label_probabilities('{"labels": ["joy"]}', ['{"labels": ["joy"]}'], [0.0]) == pytest.approx([1.0])
+
+
+def test_combined_confidence():
+    from affect_llm.explain_task import combine_confidence
+
+    assert combine_confidence(["joy"], [0.8], {"joy": 0.4}) == pytest.approx(0.6)
+    assert combine_confidence(["joy"], [], {"joy": 0.4}) == pytest.approx(0.4)
+    assert combine_confidence(["joy"], [0.9], {}) == pytest.approx(0.9)
+    assert combine_confidence(["joy"], [], {}) is None
 
 
 def test_openai_logprobs_drop_the_stop_token():

@@ -9,11 +9,15 @@ FULL = dict(
     text="I can't believe you forgot.",
     speaker="Monica",
     context=[{"speaker": "Chandler", "text": "Happy Tuesday!"}],
+    dialogue=[{"id": "E2", "line": 'Chandler: "Happy Tuesday!"'}],
+    words=[{"id": "E1", "text": "can't believe", "kind": "negation"}],
+    signals=[{"id": "E3", "modality": "speech", "text": "pitch falls at the end (-4 st)"}],
+    prior=[("anger", 41), ("sadness", 22)],
     cues=[{"modality": "speech", "cue": "pitch falls at the end", "evidence": "-4 st", "start": 0.5, "end": 1.2}],
     label_space=["anger", "joy", "neutral"],
-    demos=[{"text": "Great.", "speaker": "Ross", "context": [{"speaker": "Joey", "text": "Hi"}], "label": "neutral",
-            "answer": '{"labels": ["neutral"]}'}],
+    demos=[{"text": "Great.", "speaker": "Ross", "label": "neutral"}],
     soft=["audio", "face"],
+    # the LLM-judge and label-extraction templates' slots
 )
 
 
@@ -29,21 +33,17 @@ def test_every_template_renders(name):
 
 def test_explain_slots_fill():
     out = get_template("explain").render(**FULL)
-    assert "Chandler: Happy Tuesday!" in out
-    assert "[speech] pitch falls at the end (-4 st) at 0.5-1.2 s" in out
-    assert "Great." in out and "anger, joy, neutral" in out
+    assert 'E2 Chandler: "Happy Tuesday!"' in out
+    assert 'E1 "can\'t believe" (negation)' in out
+    assert "E3 [speech] pitch falls at the end (-4 st)" in out
+    assert "Label model: anger 41%, sadness 22%" in out
+    assert 'Ross: "Great." -> neutral' in out and "anger, joy, neutral" in out
 
 
-def test_erc_is_instructerc_wording():
-    out = get_template("erc").render(**FULL)
-    assert "select the emotional label of <Monica: I can't believe you forgot.> from <anger, joy, neutral>" in out
-
-
-@pytest.mark.parametrize("name", ["explain", "erc"])
-def test_soft_token_placeholders(name):
-    out = get_template(name).render(**FULL)
+def test_soft_token_placeholders():
+    out = get_template("explain").render(**FULL)
     assert "Their voice: <audio>" in out and "Their face: <face>" in out
-    plain = get_template(name).render(**{**FULL, "soft": []})
+    plain = get_template("explain").render(**{**FULL, "soft": []})
     assert "<audio>" not in plain and "<face>" not in plain
 
 

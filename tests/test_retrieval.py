@@ -151,15 +151,12 @@ def test_cli_build_and_query_with_fake_embedder(tmp_path: Path, monkeypatch) -> 
     assert len(ids) == 3 and not {"t/train/1", "t/train/8"} & set(ids)  # itself and its dialogue
 
 
-def test_demo_fields_fit_the_prompt_demo() -> None:
-    from affect_llm.retrieval import demo_fields
+def test_demo_from_sample_fits_the_prompt() -> None:
+    from affect_llm.pipeline import Demo
 
-    d = demo_fields(Sample(id="a", dataset="x", split="s", text="hi", speaker="Ann", labels=["joy", "love"],
-                           context=[{"speaker": "Bob", "text": "hello"}], description="warm greeting"))
-    assert d == {"text": "hi", "speaker": "Ann", "context": [{"speaker": "Bob", "text": "hello"}],
-                 "label": "joy, love", "answer": "warm greeting"}
-    pipeline = pytest.importorskip("affect_llm.pipeline")
-    pipeline.Demo(**d)
+    d = Demo.from_sample(Sample(id="a", dataset="x", split="s", text="hi", speaker="Ann", labels=["joy", "love"],
+                                context=[{"speaker": "Bob", "text": "hello"}], description="warm greeting"))
+    assert d.model_dump() == {"text": "hi", "speaker": "Ann", "label": "joy, love"}
 
 
 def _minilm_available() -> bool:

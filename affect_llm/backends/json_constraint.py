@@ -41,14 +41,14 @@ def tokenizer_data(tokenizer) -> Any:
     return cached
 
 
-def closing_tokens(tokenizer) -> dict[str, list[tuple[int, int]]]:
-    """Tokens that close a JSON string mid-token, grouped by what follows the quote: {'",': [(id, len)]}.
+def closing_tokens(tokenizer) -> dict[str, list[tuple[int, str]]]:
+    """Tokens that close a JSON string mid-token, grouped by what follows the quote: {'",': [(id, text)]}.
 
     lm-format-enforcer's fast path inside strings admits only tokens without a quote or ending with one,
     and explores tokens *starting* with a quote; a token like `.",` (text, closing quote, comma) is never
     allowed. Models tokenize the end of a JSON string value that way (SmolLM2 writes `gratitude.",`), so
     without these tokens the constrained model escapes the quote and rambles on inside the string.
-    `len` is the text before the quote, which counts against the string's maxLength.
+    `text` is what comes before the quote; it must itself fit the string (maxLength, allowed characters).
     """
     import json
 
@@ -66,9 +66,22 @@ def closing_tokens(tokenizer) -> dict[str, list[tuple[int, int]]]:
                 json.loads(f'"{content}"')
             except json.JSONDecodeError:
                 continue
-            cached.setdefault(text[q:], []).append((token_id, len(content)))
+            cached.setdefault(text[q:], []).append((token_id, content))
         tokenizer._affect_llm_closing_tokens = cached
     return cached
+
+
+def _tightened(schema: Any) -> Any:
+    """The schema with every free string's maxLength one lower: lmfe's free-text shortcut admits a token that
+    ends one character past maxLength (seen: 141 characters under maxLength 140)."""
+    if isinstance(schema, dict):
+        out = {k: _tightened(v) for k, v in schema.items()}
+        if isinstance(out.get("maxLength"), int) and "enum" not in out and out["maxLength"] > 1:
+            out["maxLength"] -= 1
+        return out
+    if isinstance(schema, list):
+        return [_tightened(v) for v in schema]
+    return schema
 
 
 class JsonSchemaLogitsProcessor(LogitsProcessor):
@@ -81,30 +94,69 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
         # One whitespace at a time and the schema's field order: a small model otherwise spends its
         # token budget on newlines between JSON tokens.
         config = CharacterLevelParserConfig(max_consecutive_whitespaces=1, force_json_field_order=True)
-        self.enforcer = TokenEnforcer(tokenizer_data(tokenizer), JsonSchemaParser(schema, config))
+        self.enforcer = TokenEnforcer(tokenizer_data(tokenizer), JsonSchemaParser(_tightened(schema), config))
         self.eos = tokenizer.eos_token_id
         self.prompt_len: int | None = None
         self.closing = closing_tokens(tokenizer)
 
     def _closing_allowed(self, seq: list[int]) -> list[int]:
-        """Mid-token string closers (see `closing_tokens`) that the parser accepts at this point."""
+        """Mid-token string closers (see `closing_tokens`) that the parser accepts at this point: their
+        text before the quote, the quote and the tail are walked through the parser character by character."""
         state = self.enforcer.prefix_states.get(tuple(seq))
         key = state.parser.shortcut_key() if state is not None else None
         if not (isinstance(key, tuple) and key[0] == "json_freetext"):
             return []
-        _, cur_len, min_len, max_len = key
         out: list[int] = []
         for tail, tokens in self.closing.items():
-            parser = state.parser
-            try:  # the text before the quote only lengthens the string; the tail decides validity
-                for ch in tail:
-                    if ch not in parser.get_allowed_characters():
-                        raise ValueError(ch)
-                    parser = parser.add_character(ch)
-            except ValueError:
-                continue
-            out += [t for t, n in tokens if min_len <= cur_len + n <= max_len]
+            for token_id, content in tokens:
+                if self._accepts(state.parser, content + tail):
+                    out.append(token_id)
         return out
+
+    @staticmethod
+    def _accepts(parser, text: str) -> bool:
+        try:
+            for ch in text:
+                if ch not in parser.get_allowed_characters():
+                    return False
+                parser = parser.add_character(ch)
+        except Exception:  # noqa: BLE001 - lmfe raises on characters it cannot take
+            return False
+        return True
+
+    def forced_text(self, seq: list[int]) -> str:
+        """The text the schema allows as the only continuation after `seq` ('' if there is a choice).
+
+        Structural JSON (`", "cues": ["`) and the rest of an enum value once its start is unique are
+        forced; decoding appends their tokens without asking the model, one forward pass for all of them
+        (jump-forward decoding). Whitespace is written the way the training targets write JSON
+        (`json.dumps`: one space after ':' and ','), never as a choice.
+        """
+        self.enforcer.get_allowed_tokens(seq)
+        state = self.enforcer.prefix_states.get(tuple(seq))
+        if state is None:
+            return ""
+        parser, out = state.parser, ""
+        while len(out) < 64:
+            if parser.can_end():
+                break
+            allowed = [c for c in parser.get_allowed_characters() if not c.isspace()]
+            if out and out[-1] in ":," and " " in parser.get_allowed_characters():
+                allowed = [" "]
+            if len(allowed) != 1:
+                break
+            try:
+                parser = parser.add_character(allowed[0])
+            except Exception:  # noqa: BLE001 - a parser that refuses its own character: stop forcing
+                break
+            out += allowed[0]
+        return out
+
+    def register(self, seq: list[int], extra: list[int]) -> None:
+        """Walk the parser through appended (forced) tokens one by one, as lmfe derives each state from
+        the one before; a jump of several tokens would otherwise look like a new prompt to it."""
+        for i in range(1, len(extra)):
+            self.enforcer.get_allowed_tokens(seq + extra[:i])
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         mask = torch.full_like(scores, float("-inf"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message, check_adapter_dir, register_backend
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 DTYPES = ("bfloat16", "float32", "float16")
@@ -19,9 +20,9 @@ class TransformersBackend:
         *,
         adapter: str | None = None,
         projector: str | None = None,
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         threads: int | None = None,
-        repetition_penalty: float = 1.1,
+        repetition_penalty: float = float(DECODING["repetition_penalty"]),
         model_obj: Any = None,
         tokenizer_obj: Any = None,
     ) -> None:
@@ -35,6 +36,7 @@ class TransformersBackend:
         from affect_llm.runtime import configure_threads
 
         configure_threads(threads)
+        dtype = dtype or default_dtype()
         if dtype not in DTYPES:
             raise AffectError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         self.dtype = dtype
@@ -63,11 +65,41 @@ class TransformersBackend:
             self.affect = AffectLM.from_pretrained(projector, self.model, self.tokenizer)
             self.model_id = f"{self.model_id}+projector"
         self.accepts_media = self.affect is not None
+        self._prefixes: dict[tuple[int, ...], Any] = {}
         self.model.eval()
         tok = self.tokenizer
         tok.padding_side = "left"
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
+
+    def _prefix_cache(self, batch: list[list[Message]], enc: dict[str, Any]):
+        """(n, KV cache) of the prompt up to the last message's content, computed once per distinct prefix.
+
+        Every explain prompt starts with the same system message; recomputing it costs ~0.4 s per answer
+        on a CPU. The cache is reused only when the prompt's token ids really start with the prefix's.
+        """
+        import torch
+
+        messages = batch[0]
+        if len(messages) < 2 or hasattr(self.model, "peft_config"):
+            return None  # PEFT models switch adapters per request: a cached prefix would be the wrong one
+        full = self.prompt_text(messages)
+        head = full[: full.rfind(messages[-1]["content"])] if messages[-1]["content"] else ""
+        if not head:
+            return None
+        head_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        n = len(head_ids)
+        if n < 8 or enc["input_ids"].shape[1] <= n or enc["input_ids"][0, :n].tolist() != head_ids:
+            return None
+        cached = self._prefixes.get(tuple(head_ids))
+        if cached is None:
+            ids = torch.tensor([head_ids])
+            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
+            cached = (n, out.past_key_values)
+            if len(self._prefixes) >= 4:  # a few system prompts at most; never grows with traffic
+                self._prefixes.pop(next(iter(self._prefixes)))
+            self._prefixes[tuple(head_ids)] = cached
+        return cached
 
     def prompt_text(self, messages: list[Message]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -76,15 +108,17 @@ class TransformersBackend:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int = int(DECODING["max_new_tokens"]),
+        temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
         json_schema: dict[str, Any] | None = None,
         media: list[dict[str, Any]] | None = None,
+        emit: Any = None,
+        cancelled: Any = None,
     ) -> list[Generation]:
-        """`media`: per conversation {"audio"|"face": path or array} for the soft-token placeholders."""
+        """`media`: per conversation {"audio"|"face": path or array} for the soft-token placeholders.
+        `emit(row, piece)` streams text pieces as they are decided; `cancelled()` stops generation early."""
         import torch
-        from transformers import LogitsProcessorList
 
         prompts = [self.prompt_text(m) for m in batch]
         if self.affect is not None:  # spliced prompt embeddings (+ the ids, with pad ids in the slots)
@@ -93,53 +127,146 @@ class TransformersBackend:
             if media and any(media):
                 raise AffectError("audio/face soft tokens need a projector (load one with --projector DIR)")
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        processors = LogitsProcessorList()
+        processors: list[Any] = []
+        if self.repetition_penalty != 1.0:
+            from transformers import RepetitionPenaltyLogitsProcessor
+
+            processors.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
         if json_schema is not None:
             from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
 
             processors.append(JsonSchemaLogitsProcessor(self.tokenizer, json_schema))
-        sample = temperature > 0
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=max_new_tokens,
-            do_sample=sample,
-            logits_processor=processors,
-            repetition_penalty=self.repetition_penalty,
-            return_dict_in_generate=True,
-            output_scores=True,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-        )
-        if sample:
-            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
-            torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed) if temperature > 0 else None
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
-        n_prompt = enc["input_ids"].shape[1]
-        new = out.sequences[:, n_prompt:]
-        # Scores are the processed logits: with a schema, probabilities renormalised over valid tokens.
-        logps = torch.stack(out.scores, dim=1).float().log_softmax(-1)
-        chosen = logps.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+            prefix = self._prefix_cache(batch, enc) if len(batch) == 1 and self.affect is None else None
+            new, logps = decode_loop(self.model, enc, processors, max_new_tokens=max_new_tokens,
+                                     eos=self.tokenizer.eos_token_id, temperature=temperature, generator=gen,
+                                     emit=(lambda row, tid: emit(row, self.tokenizer, tid)) if emit else None,
+                                     cancelled=cancelled, tokenizer=self.tokenizer if json_schema else None,
+                                     prefix=prefix)
         results = []
         eos = self.tokenizer.eos_token_id
-        for row in range(new.shape[0]):
-            ids = new[row].tolist()
+        for row in range(len(new)):
+            ids = new[row]
             n = len(ids)
             finish = "length"
             if eos in ids:
                 n = ids.index(eos)
                 finish = "stop"
+            elif cancelled is not None and cancelled():
+                finish = "cancelled"
             pieces = _pieces(self.tokenizer, ids[:n])
             results.append(
                 Generation(
                     text="".join(pieces),
                     pieces=pieces,
-                    logprobs=[float(x) for x in chosen[row, :n]],
+                    logprobs=logps[row][:n],
                     prompt_tokens=int(enc["attention_mask"][row].sum()),
                     completion_tokens=n,
                     finish_reason=finish,
                 )
             )
         return results
+
+
+def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_tokens: int, eos: int,
+                temperature: float = 0.0, generator: Any = None, emit: Any = None, cancelled: Any = None,
+                tokenizer: Any = None, prefix: Any = None) -> tuple[list[list[int]], list[list[float]]]:
+    """Prefill once, then one forward per decision with the KV cache: greedy (or sampled) decoding.
+
+    Why not `model.generate`: on a CPU a 135M model's step is bound by reading its weights (~110 ms per
+    forward here, whether it holds 1 token or 8), so the loop spends forwards only on real decisions:
+    - text the JSON schema forces (structure, the rest of an enum value) is appended without asking the
+      model and fed in the same forward as the token before it (jump-forward; batch size 1, with `tokenizer`);
+    - `prefix` = (number of tokens, KV cache) of a prompt prefix already computed (the system message) is
+      reused instead of recomputed;
+    - every row stops as soon as it is finished.
+    Log-probabilities are over schema-valid tokens; a forced token has probability 1 (log-prob 0).
+    """
+    import copy
+
+    import torch
+
+    ids = enc["input_ids"]
+    mask = enc["attention_mask"]
+    rows = ids.shape[0]
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    if prefix is not None and rows == 1 and "inputs_embeds" not in enc:
+        n_prefix, cache = prefix
+        past = copy.deepcopy(cache)
+        out = model(input_ids=ids[:, n_prefix:], attention_mask=mask, position_ids=pos[:, n_prefix:],
+                    past_key_values=past, use_cache=True, logits_to_keep=1)
+    else:
+        first = {"inputs_embeds": enc["inputs_embeds"]} if "inputs_embeds" in enc else {"input_ids": ids}
+        out = model(**first, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    past = out.past_key_values
+    logits = out.logits[:, -1, :].float()
+    seq = ids
+    new: list[list[int]] = [[] for _ in range(rows)]
+    logps: list[list[float]] = [[] for _ in range(rows)]
+    done = torch.zeros(rows, dtype=torch.bool)
+    next_pos = pos[:, -1:] + 1
+    jump = None
+    if rows == 1 and tokenizer is not None:
+        jump = next((p for p in processors if hasattr(p, "forced_text")), None)
+    while max(len(n) for n in new) < max_new_tokens:
+        scores = logits
+        for proc in processors:
+            scores = proc(seq, scores)
+        lp = scores.log_softmax(-1)
+        if temperature > 0:
+            probs = (scores / temperature).softmax(-1)
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        else:
+            tok = lp.argmax(-1)
+        tok = torch.where(done, torch.full_like(tok, eos), tok)
+        chosen = lp.gather(-1, tok[:, None]).squeeze(-1)
+        for r in range(rows):
+            if not done[r]:
+                t = int(tok[r])
+                new[r].append(t)
+                logps[r].append(float(chosen[r]))
+                if emit is not None and t != eos:
+                    emit(r, t)
+        done |= tok == eos
+        if bool(done.all()) or (cancelled is not None and cancelled()):
+            break
+        step = tok[:, None]
+        if jump is not None:
+            so_far = seq[0].tolist() + [int(tok[0])]
+            forced = jump.forced_text(so_far)
+            extra = tokenizer(forced, add_special_tokens=False)["input_ids"] if forced else []
+            extra = extra[: max(0, max_new_tokens - len(new[0]))]
+            jump.register(so_far, extra)
+            for t in extra:
+                new[0].append(t)
+                logps[0].append(0.0)
+                if emit is not None:
+                    emit(0, t)
+            if extra:
+                step = torch.cat([step, torch.tensor([extra], dtype=step.dtype)], dim=1)
+        k = step.shape[1]
+        seq = torch.cat([seq, step], dim=1)
+        mask = torch.cat([mask, torch.ones((rows, k), dtype=mask.dtype)], dim=1)
+        step_pos = next_pos + torch.arange(k)[None, :]
+        if max(len(n) for n in new) >= max_new_tokens:
+            break
+        out = model(input_ids=step, attention_mask=mask, position_ids=step_pos, past_key_values=past,
+                    use_cache=True, logits_to_keep=1)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float()
+        next_pos = next_pos + k
+    return new, logps
+
+
+def default_dtype() -> str:
+    """float32 unless the CPU computes bf16 natively (AVX512-BF16 / AMX): emulated bf16 matmuls are slower
+    than float32 ones, and a 135M model's weights fit either way."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 def _pieces(tokenizer, ids: list[int]) -> list[str]:

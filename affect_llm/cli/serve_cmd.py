@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 
@@ -30,8 +31,11 @@ def serve(
     request_timeout: float = typer.Option(120.0, "--timeout", help="seconds a request may take"),
     engine_start_timeout: float = typer.Option(900.0, help="seconds the engine may take to start"),
     max_batch: int = typer.Option(8, help="transformers engine: explain requests decoded together"),
-    max_new_tokens: int = typer.Option(160, help="token budget of one explain answer"),
+    max_new_tokens: int = typer.Option(DECODING["max_new_tokens"], help="token budget of one explain answer"),
     demo_index: str | None = typer.Option(None, "--demo-index", help="demonstration index folder"),
+    label_model: str | None = typer.Option(None, "--label-model", help="label model folder (default: the bundled one "
+                                           "for the embedded model)"),
+    no_label_model: bool = typer.Option(False, "--no-label-model", help="answer without a label-model prior"),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper | openai-whisper | none"),
     dtype: str = typer.Option("bfloat16", help="weights dtype"),
     max_model_len: int = typer.Option(2048, help="vLLM: context length"),
@@ -43,7 +47,10 @@ def serve(
     """Serve the affect API, OpenAI-compatible chat completions, /healthz, /metrics and the web demo."""
     from affect_llm.serve.app import run
 
+    if label_model is not None and no_label_model:
+        raise AffectError("give either --label-model or --no-label-model, not both")
     settings = _settings(
+        label_model=None if no_label_model else (label_model or "default"),
         host=host, port=port, model=model, adapter=adapter, engine=engine, api_key=api_key,
         max_request_mb=max_request_mb, max_audio_seconds=max_audio_seconds, request_timeout_s=request_timeout,
         engine_start_timeout_s=engine_start_timeout, max_batch=max_batch, max_new_tokens=max_new_tokens,

@@ -72,3 +72,31 @@ def configs() -> None:
     folder = resources.files("affect_llm.train").joinpath("configs")
     for f in sorted(p.name for p in folder.iterdir() if p.name.endswith(".yaml")):
         typer.echo(str(folder.joinpath(f)))
+
+
+@app.command("label-model")
+def label_model(
+    train_file: list[Path] = typer.Option(..., "--train_file", "--train-file",
+                                          help="canonical JSONL (affect-llm data build); repeat for several"),
+    output_dir: Path = typer.Option(..., "--output_dir", "--output-dir", help="folder for the label model"),
+    embedder: str = typer.Option("minilm", "--embedder", help="sentence embedding model (asset, folder or HF id)"),
+    to_vocabulary: bool = typer.Option(False, "--to-vocabulary",
+                                       help="map closed-set words (joyful, mad, ...) to the bundled emotion words"),
+    c: float = typer.Option(1.0, "--C", min=1e-4, help="inverse L2 strength of the logistic regression"),
+    embedding_cache: Path | None = typer.Option(None, "--embedding-cache", help="npz file that keeps embeddings "
+                                                "between runs"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the fast label model (frozen MiniLM features + logistic regression) on any labelled corpus."""
+    from affect_llm.fileio import check_output_dir
+    from affect_llm.label_model import train_label_model
+
+    for f in train_file:
+        if not f.is_file():
+            raise AffectError(f"training file not found: {f}")
+    check_output_dir(output_dir, inputs=train_file)
+    model, card = train_label_model(train_file, output_dir, embedder=embedder, to_vocabulary=to_vocabulary, c=c,
+                                    embedding_cache=embedding_cache, seed=seed)
+    typer.echo(f"label model: {card['samples']} samples, {len(model.labels)} labels, held-out accuracy "
+               f"{card['heldout_accuracy']:.3f}, temperature {model.temperature:.2f}, {card['train_seconds']} s "
+               f"-> {output_dir}")

@@ -46,15 +46,15 @@ def cue_description(sample, modality: str) -> str:
     return "; ".join(dict.fromkeys(cues)) if cues else _NO_CUES[modality]
 
 
-def stage_rows(samples, stage: int, modalities: list[str], *, closed_label_space: bool = False,
+def stage_rows(samples, stage: int, modalities: list[str], *, closed_label_space: bool | float = False,
                label_vocabulary: str = "emotions", explanation_from: str = "auto",
-               use_cues: bool = True) -> list[dict[str, Any]]:
+               use_cues: bool = True, label_model: Any = None) -> list[dict[str, Any]]:
     """Conversational rows with a `media` dict: stage 1 = describe the signal, stage 2 = explain."""
     from affect_llm.train import data as text_data
 
     rows: list[dict[str, Any]] = []
     if stage == 1:
-        system = text_data.prompt_builder(label_vocabulary).system.render()
+        system = text_data.explain_task(label_vocabulary).system.render()
         for s in samples:
             for modality, path in media_of(s, modalities).items():
                 rows.append({
@@ -66,17 +66,16 @@ def stage_rows(samples, stage: int, modalities: list[str], *, closed_label_space
         return rows
     if stage != 2:
         raise AffectError(f"projector stage must be 1 or 2, got {stage}")
-    ex = text_data.prompt_builder(label_vocabulary)
-    for s in samples:
-        media = media_of(s, modalities)
+    medias = [media_of(s, modalities) for s in samples]
+    reqs = []
+    for s, media in zip(samples, medias):
         req = text_data.request_for(s, closed_label_space)
-        req = req.model_copy(update={"media": media, "cues": req.cues if use_cues else []})
-        ans = text_data.target_answer(s, ex.label_vocabulary, explanation_from, req.label_space)
-        if ans is None:
-            continue
-        rows.append({"prompt": ex.messages(req), "completion": [{"role": "assistant",
-                                                                  "content": text_data.answer_json(ans)}],
-                     "media": media})
+        reqs.append(req.model_copy(update={"media": media, "cues": req.cues if use_cues else []}))
+    for s, prep, answer in text_data.prepared_targets(samples, label_vocabulary=label_vocabulary,
+                                                      label_model=label_model, explanation_from=explanation_from,
+                                                      requests=reqs):
+        rows.append({"prompt": prep.messages, "completion": [{"role": "assistant", "content": answer}],
+                     "media": dict(prep.request.media)})
     return rows
 
 

@@ -41,6 +41,7 @@ def encode_rows(affect: AffectLM, rows: list[dict[str, Any]], desc: str = "featu
 
 def _rows(cfg, file: str, affect: AffectLM) -> list[dict[str, Any]]:
     from affect_llm.train import data as text_data
+    from affect_llm.train.recipes import label_model_for
 
     samples = text_data.load_samples(file, cfg.max_samples, cfg.data_seed_shuffle, cfg.seed)
     modalities = sorted(set(affect.modalities.values()))
@@ -49,7 +50,7 @@ def _rows(cfg, file: str, affect: AffectLM) -> list[dict[str, Any]]:
         raise AffectError(f"{file}: no sample has {' or '.join(modalities)} input for the projector encoders")
     return stage_rows(samples, cfg.projector_stage, modalities, closed_label_space=cfg.closed_label_space,
                       label_vocabulary=cfg.label_vocabulary, explanation_from=cfg.explanation_from,
-                      use_cues=cfg.projector_cues)
+                      use_cues=cfg.projector_cues, label_model=label_model_for(cfg))
 
 
 def _dataset(cfg, file: str, affect: AffectLM, what: str):

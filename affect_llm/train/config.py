@@ -51,9 +51,15 @@ class _AffectFields:
     eval_file: str | None = field(default=None, metadata={"help": "optional canonical JSONL for evaluation loss"})
     max_samples: int | None = field(default=None, metadata={"help": "use at most this many training samples"})
     data_seed_shuffle: bool = field(default=True, metadata={"help": "shuffle samples before max_samples cut"})
-    closed_label_space: bool = field(
-        default=False,
-        metadata={"help": "prompt with the sample's closed label set (InstructERC) instead of open labels"},
+    closed_label_space: float = field(
+        default=0.0,
+        metadata={"help": "share of samples prompted with their closed label set instead of open labels: "
+                          "false/0 = none, true/1 = all, 0.5 = a seeded half"},
+    )
+    label_model: str | None = field(
+        default="default",
+        metadata={"help": "label model whose prior goes into the prompt: 'default' (bundled, for the default "
+                          "model), 'none', or a folder (affect-llm train label-model)"},
     )
     label_vocabulary: str = field(
         default="emotions",
@@ -87,6 +93,10 @@ class _AffectFields:
             errs.append(f"eval_file: no such file {self.eval_file!r}")
         if self.max_samples is not None and self.max_samples < 1:
             errs.append(f"max_samples: must be >= 1, got {self.max_samples}")
+        if not 0.0 <= float(self.closed_label_space) <= 1.0:
+            errs.append(f"closed_label_space: must be true, false or a share in [0, 1], got {self.closed_label_space}")
+        if self.label_model not in (None, "default", "none") and not Path(str(self.label_model)).is_dir():
+            errs.append(f"label_model: no such folder {self.label_model!r}")
         if self.label_vocabulary not in ("emotions", "free"):
             errs.append(f"label_vocabulary: must be 'emotions' or 'free', got {self.label_vocabulary!r}")
         if self.lora_r < 1:

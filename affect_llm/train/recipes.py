@@ -79,11 +79,13 @@ def build_rows(recipe: str, cfg, file: str | None) -> list[dict[str, Any]]:
     from affect_llm.train import data
 
     samples = data.load_samples(file, cfg.max_samples, cfg.data_seed_shuffle, cfg.seed) if file else []
+    lm = label_model_for(cfg)
     if recipe == "sft":
-        return data.sft_rows(samples, closed_label_space=cfg.closed_label_space,
+        return data.sft_rows(samples, closed_label_space=cfg.closed_label_space, label_model=lm,
                              label_vocabulary=cfg.label_vocabulary, explanation_from=cfg.explanation_from)
     if recipe == "grpo":
-        return data.grpo_rows(samples, closed_label_space=cfg.closed_label_space, label_vocabulary=cfg.label_vocabulary)
+        return data.grpo_rows(samples, closed_label_space=cfg.closed_label_space, label_vocabulary=cfg.label_vocabulary,
+                              label_model=lm)
     pairs = []
     if getattr(cfg, "pairs_file", None) and file is cfg.train_file:
         from affect_llm.data_builders.schema import read_pairs
@@ -92,7 +94,15 @@ def build_rows(recipe: str, cfg, file: str | None) -> list[dict[str, Any]]:
         if cfg.max_samples:
             pairs = pairs[: cfg.max_samples]
     return data.dpo_rows(samples, pairs, kinds=cfg.negatives, closed_label_space=cfg.closed_label_space,
-                         label_vocabulary=cfg.label_vocabulary, seed=cfg.seed)
+                         label_vocabulary=cfg.label_vocabulary, label_model=lm, seed=cfg.seed)
+
+
+def label_model_for(cfg):
+    """The label model whose prior the training prompts carry (the one inference will use with this LM)."""
+    from affect_llm.label_model import resolve_label_model
+
+    choice = None if cfg.label_model in (None, "none") else cfg.label_model
+    return resolve_label_model(choice, cfg.model)
 
 
 def count_params(model) -> tuple[int, int]:

@@ -1,0 +1,117 @@
+"""The explain contract: evidence spans, the enum schema, citations, consistency, one prompt everywhere."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from affect_llm.backends.base import Generation
+from affect_llm.evidence import build_evidence
+from affect_llm.explain_task import (
+    ExplainTask,
+    answer_schema,
+    is_inconsistent,
+    request_from,
+    resolve_citations,
+)
+from affect_llm.explanations import explanation_problems
+from affect_llm.schema import Cue, Turn
+from affect_llm.vocabulary import EMOTION_WORDS
+
+TEXT = "I can't believe you forgot my birthday again!"
+
+
+def task() -> ExplainTask:
+    return ExplainTask(label_vocabulary=list(EMOTION_WORDS))
+
+
+def test_evidence_items_are_spans_of_the_input():
+    ctx = [Turn(speaker="Ross", text="You forgot?"), Turn(speaker="Monica", text="No way.")]
+    cues = [Cue(modality="speech", cue="speaks much higher than usual", evidence="+3.1 st", strength=0.8)]
+    ev = build_evidence(TEXT, speaker="Monica", context=ctx, cues=cues)
+    assert [e.id for e in ev] == [f"E{i}" for i in range(1, len(ev) + 1)]
+    words = [e for e in ev if e.modality == "text"]
+    assert words and all(e.text in TEXT and e.text != TEXT for e in words)
+    assert all(len(e.text.split()) <= 6 for e in words)
+    assert any(e.text == "can't believe" and e.kind == "negation" for e in words)
+    assert any(e.modality == "context" and e.text == 'Ross: "You forgot?"' for e in ev)
+    assert any(e.modality == "speech" and e.text.startswith("speaks much higher") for e in ev)
+
+
+def test_plain_turn_gets_a_phrase_not_the_whole_turn():
+    text = "Well, I guess we could go to the park then, if you want."
+    ev = build_evidence(text)
+    assert ev and all(e.text in text and e.text != text for e in ev)
+
+
+def test_schema_enums_labels_and_evidence_ids():
+    prep = task().prepare(request_from(text=TEXT, label_space=["anger", "joy", "neutral"]))
+    s = prep.schema
+    assert s["properties"]["labels"]["items"]["enum"] == ["anger", "joy", "neutral"]
+    assert s["properties"]["labels"]["maxItems"] == 1
+    assert s["properties"]["cues"]["items"]["enum"] == [e.id for e in prep.evidence]
+    assert list(s["properties"]) == ["labels", "cues", "explanation"]
+    jsonschema.validate({"labels": ["anger"], "cues": ["E1"], "explanation": "The words show anger clearly."}, s)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"labels": ["anger"], "cues": ["E99"], "explanation": "The words show anger."}, s)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"labels": ["rage"], "cues": ["E1"], "explanation": "The words show anger."}, s)
+
+
+def test_no_evidence_means_no_citations():
+    s = answer_schema(None, 2, [])
+    assert s["properties"]["cues"] == {"type": "array", "maxItems": 0}
+
+
+def test_parser_drops_citations_not_in_the_list_and_counts_them():
+    prep = task().prepare(request_from(text=TEXT))
+    first = prep.evidence[0]
+    cues, dropped = resolve_citations(["E1", "E42", "a trembling voice", first.text, "E1"], prep.evidence)
+    assert [c.evidence for c in cues] == [first.text]  # E1 once, its exact text; the id never shows
+    assert dropped == 2
+    gen = Generation(text=json.dumps({"labels": ["anger"], "cues": ["E1", "E9"],
+                                      "explanation": "Her \"can't believe\" shows anger at being forgotten."}))
+    rep = task().report(prep, gen, model="m", timings={})
+    assert rep.dropped_citations == 1 and rep.cues[0].evidence == first.text
+    assert not rep.inconsistent
+
+
+def test_consistency_flag():
+    assert is_inconsistent("Monica's words express admiration.", ["anger"])
+    assert not is_inconsistent("She sounds annoyed and angry.", ["anger"])
+    assert not is_inconsistent("Nothing here names a feeling.", ["joy"])  # no emotion named: nothing to check
+    assert not is_inconsistent("She is happy and relieved.", ["joy", "sadness"])
+
+
+def test_inconsistent_answer_is_flagged_not_dropped():
+    prep = task().prepare(request_from(text=TEXT))
+    gen = Generation(text=json.dumps({"labels": ["anger"], "cues": [], "explanation": "Her words express admiration."}))
+    rep = task().report(prep, gen, model="m", timings={})
+    assert rep.inconsistent and rep.labels == ["anger"]
+
+
+def test_broken_explanations_are_detected():
+    ctx = [Turn(speaker="Ross", text="It tastes like feet!")]
+    assert "a copied turn" in explanation_problems("Ross: It tastes like feet!", "Ew.", ctx)
+    assert "a list" in explanation_problems("[neutral, surprise, fear, sadness, joy, anger]", "Ew.")
+    assert "JSON fragment" in explanation_problems('that"}]} something else here', "Ew.")
+    assert "fewer than 4 words" in explanation_problems("Anger.", "Ew.")
+    assert explanation_problems('Her "can\'t believe" shows anger at Ross.', TEXT, ctx) == []
+
+
+def test_cli_api_and_training_render_the_same_prompt(monkeypatch):
+    """One contract: the CLI's request, the API's request and a training row give one prompt."""
+    from affect_llm.data_builders.schema import Sample
+    from affect_llm.train import data
+
+    ctx = [{"speaker": "Ross", "text": "You forgot?"}]
+    s = Sample(id="a", dataset="t", split="train", text=TEXT, speaker="Monica", context=ctx, labels=["anger"])
+    training = data.sft_rows([s])[0]["prompt"]
+    cli = task().prepare(request_from(text=TEXT, speaker="Monica", context=ctx)).messages
+    from affect_llm.serve.app import ExplainBody
+
+    body = ExplainBody.model_validate({"text": TEXT, "speaker": "Monica", "context": ctx})
+    api = task().prepare(request_from(text=body.text, speaker=body.speaker, context=body.context)).messages
+    assert training == cli == api

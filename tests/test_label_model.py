@@ -1,0 +1,86 @@
+"""The label model: projection onto closed label spaces, calibration search, and the recipe on a tiny corpus."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from affect_llm.emotion_groups import mapping_to_space
+from affect_llm.label_model import LabelModel, _fit_temperature
+
+
+def test_mapping_to_closed_spaces():
+    labels = ["annoyance", "admiration", "calm", "confusion", "neutral"]
+    meld = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+    assert [meld[i] if i is not None else None for i in mapping_to_space(labels, meld)] == \
+        ["anger", "joy", "neutral", "surprise", "neutral"]
+    emory = ("neutral", "joyful", "peaceful", "powerful", "scared", "mad", "sad")
+    # two joy-family labels in EmoryNLP: "joyful" (the family's own word) takes the family; calm is peaceful
+    assert [emory[i] if i is not None else None for i in mapping_to_space(labels, emory)] == \
+        ["mad", "joyful", "peaceful", None, "neutral"]
+
+
+def test_projection_sums_mass_and_renormalises():
+    lm = LabelModel(labels=["annoyance", "anger", "joy", "confusion"], coef=np.zeros((4, 2)), intercept=np.zeros(4))
+    probs = np.array([[0.3, 0.2, 0.4, 0.1]])
+    labels, proj = lm.project(probs, ["anger", "joy", "neutral"])
+    assert labels == ["anger", "joy", "neutral"]
+    assert proj[0] == pytest.approx([0.5 / 0.9, 0.4 / 0.9, 0.0])
+
+
+def test_temperature_search_recovers_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 2000)
+    true = rng.normal(size=(2000, 3))
+    true[np.arange(2000), y] += 1.0
+    assert _fit_temperature(true * 3.0, y) == pytest.approx(3.0, rel=0.2)  # logits 3x too sharp
+
+
+def _minilm():
+    from affect_llm import assets
+
+    if not assets.is_cached("minilm"):
+        pytest.skip("MiniLM asset not pulled")
+    pytest.importorskip("sklearn")
+
+
+def test_label_model_recipe_on_a_tiny_corpus(tmp_path):
+    _minilm()
+    from affect_llm.cli.app import app
+
+    rows = []
+    happy = ["I love this so much!", "What a wonderful day.", "This is great news!", "I'm so happy for you.",
+             "Best party ever!", "Yay, we won!"]
+    sad = ["I miss her terribly.", "My dog died.", "I feel so alone.", "Everything went wrong today.",
+           "I lost my job.", "Nobody came to my birthday."]
+    for i, t in enumerate(happy + sad):
+        rows.append({"id": f"t/train/{i}", "dataset": "t", "split": "train", "text": t,
+                     "labels": ["joy" if i < len(happy) else "sadness"]})
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "lm"
+    res = CliRunner().invoke(app, ["train", "label-model", "--train_file", str(data), "--output_dir", str(out)])
+    assert res.exit_code == 0, res.output
+    lm = LabelModel.load(out)
+    assert lm.labels == ["joy", "sadness"] and lm.card["samples"] == 12
+    from affect_llm.label_model import Query
+
+    p = lm.predict([Query("I am thrilled, this is fantastic!"), Query("I cried all night, I feel empty.")])
+    assert p[0, 0] > 0.5 and p[1, 1] > 0.5
+    # refuses to write the model onto its own input
+    res = CliRunner().invoke(app, ["train", "label-model", "--train_file", str(data), "--output_dir", str(data)])
+    assert res.exit_code == 2 and "error:" in res.output
+
+
+def test_damaged_label_model_is_a_clear_error(tmp_path):
+    from affect_llm.errors import AffectError
+
+    (tmp_path / "label_model.npz").write_bytes(b"not a zip")
+    (tmp_path / "label_model.json").write_text("{}")
+    with pytest.raises(AffectError, match="damaged"):
+        LabelModel.load(tmp_path)
+    with pytest.raises(AffectError, match="lacks"):
+        LabelModel.load(tmp_path / "nope")
