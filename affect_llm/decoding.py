@@ -8,4 +8,7 @@ DECODING: dict[str, float | int] = {
     "temperature": 0.0,
     # Evidence ids and quoted words repeat by design, and the schema bounds every string, so no penalty.
     "repetition_penalty": 1.0,
+    # Weight of the label model's log-probability added to the LLM's when it picks a label (backends that
+    # decode in-process; 0 = the LLM alone). 1 = a product of the two experts.
+    "prior_weight": 1.0,
 }

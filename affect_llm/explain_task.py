@@ -108,6 +108,14 @@ class Prepared:
     template: str
     prior_all: dict[str, float] = field(default_factory=dict)  # over the whole label space / model labels
 
+    def candidate_prior(self) -> dict[str, float] | None:
+        """The label model's probabilities of the allowed labels, renormalised (None without a prior)."""
+        if not self.prior_all or not self.candidates:
+            return None
+        mass = {c: self.prior_all.get(c, 0.0) for c in self.candidates}
+        total = sum(mass.values())
+        return {c: p / total for c, p in mass.items()} if total > 0 else None
+
     @property
     def schema_key(self) -> str:
         """Requests with equal schemas can share a constrained batch."""

@@ -189,6 +189,8 @@ class Explainer:
                 raise AffectError("audio/face soft tokens need a projector model: load one with --projector DIR "
                                   "(or pass the signals as textualized cues instead)")
             extra["media"] = [dict(p.request.media) for p in preps]
+        if getattr(self.backend, "accepts_label_priors", False) and any(p.prior_all for p in preps):
+            extra["label_priors"] = [p.candidate_prior() for p in preps]
         start = time.perf_counter()
         gens = self.backend.generate(
             [p.messages for p in preps],

@@ -161,33 +161,21 @@ class _AdapterView:
 
 
 class _PieceStreamer:
-    """transformers streamer that hands each new piece of text to `emit` (skips the prompt)."""
+    """Hands each newly decided piece of text to `emit` (the decode loop calls it per token)."""
 
-    def __init__(self, tokenizer: Any, emit: Callable[[str], None], eos: int | None) -> None:
-        self.tok, self.emit, self.eos = tokenizer, emit, eos
+    def __init__(self, tokenizer: Any, emit: Callable[[str], None]) -> None:
+        self.tok, self.emit = tokenizer, emit
         self.ids: list[int] = []
         self.prev = ""
-        self.prompt_seen = False
-        self.stopped = False
 
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        for t in value.reshape(-1).tolist():
-            if self.stopped or t == self.eos:
-                self.stopped = True
-                continue
-            self.ids.append(t)
+    def __call__(self, _row: int, _tokenizer: Any, token_id: int) -> None:
+        self.ids.append(token_id)
         text = self.tok.decode(self.ids, skip_special_tokens=True)
         if text.endswith("\ufffd"):
             return  # incomplete UTF-8 sequence: wait for the next token
         if len(text) > len(self.prev):
             self.emit(text[len(self.prev):])
             self.prev = text
-
-    def end(self) -> None:
-        pass
 
 
 class TransformersEngine(Engine):
@@ -258,9 +246,10 @@ class TransformersEngine(Engine):
 
         fut = Future()
         fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
-        self._jobs.put(_Job("stream", fut, adapter, (messages, params, emit)))
+        stop = threading.Event()
+        self._jobs.put(_Job("stream", fut, adapter, (messages, params, emit, stop)))
         include_usage = bool((req.stream_options or {}).get("include_usage"))
-        return _stream(fut, pieces, completion_id(), model, include_usage)
+        return _stream(fut, pieces, completion_id(), model, include_usage, stop)
 
     # -- worker ----------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -329,9 +318,10 @@ class TransformersEngine(Engine):
                 messages, params = job.payload
                 job.future.set_result(view.generate([messages], **params)[0])
             else:
-                messages, params, emit = job.payload
+                messages, params, emit, stop = job.payload
                 with view.activate():
-                    job.future.set_result(_stream_generate(view.base, messages, emit=emit, **params))
+                    job.future.set_result(_stream_generate(view.base, messages, emit=emit, cancelled=stop.is_set,
+                                                           **params))
         except Exception as err:  # noqa: BLE001 - handed to the waiting request
             job.future.set_exception(err)
 
@@ -346,8 +336,8 @@ async def _await(fut: Future) -> Any:
         raise
 
 
-async def _stream(fut: Future, pieces: asyncio.Queue, cid: str, model: str, include_usage: bool
-                  ) -> AsyncIterator[bytes]:
+async def _stream(fut: Future, pieces: asyncio.Queue, cid: str, model: str, include_usage: bool,
+                  stop: threading.Event | None = None) -> AsyncIterator[bytes]:
     try:
         yield chunk(cid, model, {"role": "assistant", "content": ""})
         while True:
@@ -368,36 +358,15 @@ async def _stream(fut: Future, pieces: asyncio.Queue, cid: str, model: str, incl
                                                 "total_tokens": gen.prompt_tokens + gen.completion_tokens})
         yield SSE_DONE
     finally:
+        if stop is not None:
+            stop.set()  # client went away mid-answer: the decode loop stops at its next token
         fut.cancel()  # client went away before its turn: skip the work
 
 
 def _stream_generate(backend: Any, messages: list[Message], *, emit: Callable[[str], None], max_new_tokens: int,
-                     temperature: float, seed: int, json_schema: dict[str, Any] | None) -> Generation:
-    """One streamed generation with the backend's model, tokenizer, constraint and penalty settings."""
-    import torch
-    from transformers import LogitsProcessorList
-
-    tok = backend.tokenizer
-    enc = tok([backend.prompt_text(messages)], return_tensors="pt", add_special_tokens=False)
-    processors = LogitsProcessorList()
-    if json_schema is not None:
-        from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
-
-        processors.append(JsonSchemaLogitsProcessor(tok, json_schema))
-    streamer = _PieceStreamer(tok, emit, tok.eos_token_id)
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens, "do_sample": temperature > 0, "logits_processor": processors,
-        "repetition_penalty": backend.repetition_penalty, "streamer": streamer,
-        "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
-    }
-    if temperature > 0:
-        kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
-        torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = backend.model.generate(**enc, **kwargs)
-    n_prompt = enc["input_ids"].shape[1]
-    new = out[0, n_prompt:].tolist()
-    stopped = tok.eos_token_id in new
-    n = new.index(tok.eos_token_id) if stopped else len(new)
-    return Generation(text=streamer.prev, prompt_tokens=n_prompt, completion_tokens=n,
-                      finish_reason="stop" if stopped or n < max_new_tokens else "length")
+                     temperature: float, seed: int, json_schema: dict[str, Any] | None,
+                     cancelled: Callable[[], bool] | None = None) -> Generation:
+    """One streamed generation through the backend's own decode loop (same constraint and penalty)."""
+    return backend.generate([messages], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                            json_schema=json_schema, emit=_PieceStreamer(backend.tokenizer, emit),
+                            cancelled=cancelled)[0]

@@ -88,3 +88,12 @@ def test_explainer_on_tiny_model(tiny_llama_dir):
         assert r.confidence is not None and 0.0 <= r.confidence <= 1.0
         assert r.timings["completion_tokens"] > 0
     assert ex.describe()["templates"]["explain"].startswith("explain@")
+
+
+def test_label_prior_steers_the_label_choice(backend):
+    """The label model's prior is added to the model's own score at the label: a near-certain prior wins."""
+    schema = answer_schema(["anger", "joy", "neutral"], 1, ["E1"])
+    for want in ("anger", "joy", "neutral"):
+        prior = {lab: (0.998 if lab == want else 0.001) for lab in ("anger", "joy", "neutral")}
+        g = backend.generate([MSG], max_new_tokens=60, json_schema=schema, label_priors=[prior])[0]
+        assert json.loads(g.text)["labels"] == [want], g.text

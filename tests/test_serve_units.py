@@ -141,7 +141,10 @@ def test_vllm_glue(tmp_path):
     assert cmd[1:3] == ["-m", "affect_llm.serve._vllm_child"] and "--enable-lora" in cmd
     assert cmd[cmd.index("--lora-modules") + 1] == f"calm={adapter.resolve()}"
     assert cmd[cmd.index("--max-lora-rank") + 1] == "16" and cmd[-2:] == ["--max-num-seqs", "8"]
-    assert json.loads(cmd[cmd.index("--override-generation-config") + 1]) == {"repetition_penalty": 1.1}
+    from affect_llm.decoding import DECODING
+
+    assert json.loads(cmd[cmd.index("--override-generation-config") + 1]) == {
+        "repetition_penalty": DECODING["repetition_penalty"]}
     choice = {"message": {"content": "ok"}, "logprobs": {"content": [{"token": "o"}, {"token": "k"},
                                                                       {"token": "<|im_end|>"}]}}
     trim_stop_logprobs(choice)

@@ -65,6 +65,7 @@ class TransformersBackend:
             self.affect = AffectLM.from_pretrained(projector, self.model, self.tokenizer)
             self.model_id = f"{self.model_id}+projector"
         self.accepts_media = self.affect is not None
+        self.accepts_label_priors = True
         self._prefixes: dict[tuple[int, ...], Any] = {}
         self.model.eval()
         tok = self.tokenizer
@@ -115,9 +116,12 @@ class TransformersBackend:
         media: list[dict[str, Any]] | None = None,
         emit: Any = None,
         cancelled: Any = None,
+        label_priors: list[dict[str, float] | None] | None = None,
     ) -> list[Generation]:
         """`media`: per conversation {"audio"|"face": path or array} for the soft-token placeholders.
-        `emit(row, piece)` streams text pieces as they are decided; `cancelled()` stops generation early."""
+        `emit(row, piece)` streams text pieces as they are decided; `cancelled()` stops generation early.
+        `label_priors`: per conversation, a label model's probabilities of the schema's label enum values,
+        combined with the model's own when it picks a label (see `JsonSchemaLogitsProcessor`)."""
         import torch
 
         prompts = [self.prompt_text(m) for m in batch]
@@ -135,7 +139,8 @@ class TransformersBackend:
         if json_schema is not None:
             from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
 
-            processors.append(JsonSchemaLogitsProcessor(self.tokenizer, json_schema))
+            processors.append(JsonSchemaLogitsProcessor(self.tokenizer, json_schema, label_priors=label_priors,
+                                                        prior_weight=float(DECODING["prior_weight"])))
         gen = torch.Generator().manual_seed(seed) if temperature > 0 else None
         with torch.inference_mode():
             prefix = self._prefix_cache(batch, enc) if len(batch) == 1 and self.affect is None else None
