@@ -184,6 +184,8 @@ def test_noise_is_not_transcribed(tmp_path):
     for r in textualize_inputs(audio=[tmp_path / "noise.wav", tmp_path / "hum.wav"]):
         assert r.transcript_reliable is False and r.transcript is None, r.rejected_transcript
         assert [c for c in r.cues if c.modality == "text"] == []
+        if "no speech found" in r.transcript_issue:  # nothing to describe: one cue saying so
+            assert [c.cue for c in r.cues] == ["no speech detected"] and r.prosody is not None
 
 
 # ----------------------------------------------------------------------------------------------- CLI

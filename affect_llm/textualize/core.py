@@ -106,6 +106,11 @@ def _clip_cues(
     reliable = tr is not None and tr.reliable
     words = (tr.words or None) if reliable else None  # hallucinated words would give made-up spans
     cues, zs = prosody_cues(feats, ref, words)
+    if tr is not None and tr.speech_seconds == 0.0:
+        # The VAD heard no voice: "loud, slow, rough voice" measured on noise or music describes nobody.
+        # The measurements stay in `prosody`; the only cue says there was no speech.
+        return [Cue(modality="speech", cue="no speech detected",
+                    evidence="voice activity detection found no speech; no voice or word cues")], zs
     if reliable and tr.text and tr.language == "en":  # the lexicons (VADER, NRC) are English
         _, tcues = analyze(text=tr.text if not words else None, words=words, nrc_path=nrc_path)
         cues = cues + tcues
