@@ -73,34 +73,41 @@ class TransformersBackend:
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
 
-    def _prefix_cache(self, batch: list[list[Message]], enc: dict[str, Any]):
-        """(n, KV cache) of the prompt up to the last message's content, computed once per distinct prefix.
+    def _with_prefix(self, batch: list[list[Message]], prompts: list[str]):
+        """(enc, (n, KV cache)) when every conversation starts with the same system message, else None.
 
-        Every explain prompt starts with the same system message; recomputing it costs ~0.4 s per answer
-        on a CPU. The cache is reused only when the prompt's token ids really start with the prefix's.
+        Every explain prompt starts with the same system message; recomputing it costs ~0.4 s per answer on a
+        CPU. Its KV cache is computed once and reused; the rest of each prompt is left-padded *after* the
+        shared prefix ([prefix | pads | rest]), so a batch shares it too. Used only when each prompt's token
+        ids really start with the prefix's.
         """
         import torch
 
-        messages = batch[0]
-        if len(messages) < 2 or hasattr(self.model, "peft_config"):
+        if hasattr(self.model, "peft_config") or any(len(m) < 2 or not m[-1]["content"] for m in batch):
             return None  # PEFT models switch adapters per request: a cached prefix would be the wrong one
-        full = self.prompt_text(messages)
-        head = full[: full.rfind(messages[-1]["content"])] if messages[-1]["content"] else ""
-        if not head:
+        heads = {p[: p.rfind(m[-1]["content"])] for p, m in zip(prompts, batch)}
+        if len(heads) != 1:
             return None
-        head_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        head_ids = self.tokenizer(heads.pop(), add_special_tokens=False)["input_ids"]
         n = len(head_ids)
-        if n < 8 or enc["input_ids"].shape[1] <= n or enc["input_ids"][0, :n].tolist() != head_ids:
+        rows = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        if n < 8 or any(len(r) <= n or r[:n] != head_ids for r in rows):
             return None
         cached = self._prefixes.get(tuple(head_ids))
         if cached is None:
             ids = torch.tensor([head_ids])
-            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True,
+                                 logits_to_keep=1)
             cached = (n, out.past_key_values)
             if len(self._prefixes) >= 4:  # a few system prompts at most; never grows with traffic
                 self._prefixes.pop(next(iter(self._prefixes)))
             self._prefixes[tuple(head_ids)] = cached
-        return cached
+        width = max(len(r) for r in rows) - n
+        pad = self.tokenizer.pad_token_id
+        ids = [head_ids + [pad] * (width - len(r) + n) + r[n:] for r in rows]
+        mask = [[1] * n + [0] * (width - len(r) + n) + [1] * (len(r) - n) for r in rows]
+        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}, cached
 
     def prompt_text(self, messages: list[Message]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -125,12 +132,15 @@ class TransformersBackend:
         import torch
 
         prompts = [self.prompt_text(m) for m in batch]
+        prefix = None
         if self.affect is not None:  # spliced prompt embeddings (+ the ids, with pad ids in the slots)
             enc = self.affect.prompt_batch(prompts, media or [{} for _ in prompts])
         else:
             if media and any(media):
                 raise AffectError("audio/face soft tokens need a projector (load one with --projector DIR)")
-            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            shared = self._with_prefix(batch, prompts)
+            enc, prefix = shared if shared is not None else (
+                self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False), None)
         processors: list[Any] = []
         if self.repetition_penalty != 1.0:
             from transformers import RepetitionPenaltyLogitsProcessor
@@ -143,7 +153,6 @@ class TransformersBackend:
                                                         prior_weight=float(DECODING["prior_weight"])))
         gen = torch.Generator().manual_seed(seed) if temperature > 0 else None
         with torch.inference_mode():
-            prefix = self._prefix_cache(batch, enc) if len(batch) == 1 and self.affect is None else None
             new, logps = decode_loop(self.model, enc, processors, max_new_tokens=max_new_tokens,
                                      eos=self.tokenizer.eos_token_id, temperature=temperature, generator=gen,
                                      emit=(lambda row, tid: emit(row, self.tokenizer, tid)) if emit else None,
@@ -183,8 +192,8 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
     forward here, whether it holds 1 token or 8), so the loop spends forwards only on real decisions:
     - text the JSON schema forces (structure, the rest of an enum value) is appended without asking the
       model and fed in the same forward as the token before it (jump-forward; batch size 1, with `tokenizer`);
-    - `prefix` = (number of tokens, KV cache) of a prompt prefix already computed (the system message) is
-      reused instead of recomputed;
+    - `prefix` = (number of tokens, KV cache) of a prompt prefix every row starts with (the system message),
+      computed once, is reused instead of recomputed;
     - every row stops as soon as it is finished.
     Log-probabilities are over schema-valid tokens; a forced token has probability 1 (log-prob 0).
     """
@@ -196,9 +205,11 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
     mask = enc["attention_mask"]
     rows = ids.shape[0]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    if prefix is not None and rows == 1 and "inputs_embeds" not in enc:
+    if prefix is not None and "inputs_embeds" not in enc:
         n_prefix, cache = prefix
         past = copy.deepcopy(cache)
+        if rows > 1:
+            past.batch_repeat_interleave(rows)
         out = model(input_ids=ids[:, n_prefix:], attention_mask=mask, position_ids=pos[:, n_prefix:],
                     past_key_values=past, use_cache=True, logits_to_keep=1)
     else:
