@@ -116,11 +116,6 @@ class Prepared:
         total = sum(mass.values())
         return {c: p / total for c, p in mass.items()} if total > 0 else None
 
-    @property
-    def schema_key(self) -> str:
-        """Requests with equal schemas can share a constrained batch."""
-        return json.dumps(self.schema, sort_keys=True)
-
 
 class ExplainTask:
     """Messages, evidence, prior, demonstrations, schema, parsing and decoding defaults of the explain answer."""

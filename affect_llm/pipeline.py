@@ -167,15 +167,7 @@ class Explainer:
             t0 = time.perf_counter()
             preps = self.task.prepare_many(chunk)
             prep_s = (time.perf_counter() - t0) / max(1, len(chunk))
-            # Requests with the same schema share a batch (one constraint per generate call).
-            groups: dict[str, list[int]] = {}
-            for j, p in enumerate(preps):
-                groups.setdefault(p.schema_key, []).append(j)
-            out: list[EmotionReport | None] = [None] * len(chunk)
-            for idxs in groups.values():
-                for j, rep in zip(idxs, self._run([preps[j] for j in idxs], prep_s)):
-                    out[j] = rep
-            reports.extend(r for r in out if r is not None)
+            reports.extend(self._run(preps, prep_s))  # one schema per request, one batch
             if bar:
                 bar.update(len(chunk))
         if bar:
@@ -197,7 +189,7 @@ class Explainer:
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
             seed=self.seed,
-            json_schema=preps[0].schema,
+            json_schema=[p.schema for p in preps],
             **extra,
         )
         seconds = time.perf_counter() - start

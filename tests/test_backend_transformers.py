@@ -97,3 +97,13 @@ def test_label_prior_steers_the_label_choice(backend):
         prior = {lab: (0.998 if lab == want else 0.001) for lab in ("anger", "joy", "neutral")}
         g = backend.generate([MSG], max_new_tokens=60, json_schema=schema, label_priors=[prior])[0]
         assert json.loads(g.text)["labels"] == [want], g.text
+
+
+def test_one_schema_per_row_in_one_batch(backend):
+    """Explain answers differ in their enums; a batch takes one schema per conversation."""
+    other = [MSG[0], {"role": "user", "content": "Thank you so much, this is wonderful news."}]
+    a = answer_schema(["anger"], 1, ["E1"])
+    b = answer_schema(["joy", "relief"], 1, ["E1", "E2", "E3"])
+    gens = backend.generate([MSG, other], max_new_tokens=80, json_schema=[a, b])
+    for g, sc in zip(gens, (a, b)):
+        jsonschema.validate(json.loads(g.text, strict=False), sc)  # a random model may write raw tabs

@@ -115,3 +115,18 @@ def test_cli_api_and_training_render_the_same_prompt(monkeypatch):
     body = ExplainBody.model_validate({"text": TEXT, "speaker": "Monica", "context": ctx})
     api = task().prepare(request_from(text=body.text, speaker=body.speaker, context=body.context)).messages
     assert training == cli == api
+
+
+def test_every_cited_cue_is_in_the_input_on_a_constrained_backend(tiny_llama_dir):
+    """Grounding by construction: whatever a (random) model writes, cited evidence is text of the input."""
+    from affect_llm.pipeline import Explainer
+
+    ex = Explainer(model=str(tiny_llama_dir), dtype="float32", label_model=None)
+    ctx = [{"speaker": "Ross", "text": "You forgot?"}]
+    reqs = [request_from(text=TEXT, speaker="Monica", context=ctx),
+            request_from(text="We won the championship!!!", label_space=["joy", "anger", "neutral"])]
+    for req, rep in zip(reqs, ex.explain_many(reqs, batch_size=2)):
+        assert rep.dropped_citations == 0
+        for cue in rep.cues:
+            hay = req.text + " " + " ".join(f'{t.speaker}: "{t.text}"' for t in req.context)
+            assert cue.evidence in hay, cue

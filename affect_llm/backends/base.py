@@ -3,7 +3,9 @@
 A backend turns a batch of chat conversations into generations. It reports, per generated token, the
 text piece and its log-probability so the pipeline can compute a confidence from the model's own
 probabilities of the labels it chose (not a constant). `json_schema`, when given, must be *enforced*
-by the backend (constrained decoding or the server's structured output), not merely requested.
+by the backend (constrained decoding or the server's structured output), not merely requested. It may be
+one schema for the whole batch or a list with one per conversation (explain answers differ in their
+label and evidence enums, and a batch should not be split by them).
 """
 
 from __future__ import annotations
@@ -40,8 +42,17 @@ class Backend(Protocol):
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
-        json_schema: dict[str, Any] | None = None,
+        json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[Generation]: ...
+
+
+def schemas_for(json_schema: Any, n: int) -> list[Any]:
+    """One schema (or None) per conversation, from a single schema or a list."""
+    if isinstance(json_schema, list):
+        if len(json_schema) != n:
+            raise ValueError(f"{len(json_schema)} schemas for {n} conversations")
+        return list(json_schema)
+    return [json_schema] * n
 
 
 def check_adapter_dir(adapter: str) -> None:

@@ -3,7 +3,8 @@
 lm-format-enforcer's own transformers integration imports names that transformers 5 removed, so we
 use its maintained core (`TokenEnforcer` + `JsonSchemaParser`) and provide the two small adapters it
 needs: the tokenizer table and a `LogitsProcessor` that masks disallowed tokens. The tokenizer table
-costs a decode of the whole vocabulary, so it is built once per tokenizer and cached.
+costs a decode of the whole vocabulary (~1.7 s), so it is built once per tokenizer, kept on it, and
+stored in the asset cache keyed by a hash of the vocabulary, so a cold CLI start does not pay it again.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ def tokenizer_data(tokenizer) -> Any:
     cached = getattr(tokenizer, "_affect_llm_enforcer_data", None)
     if cached is None:
         vocab_size = len(tokenizer)
-        special = set(tokenizer.all_special_ids)
-        token_0 = tokenizer.encode("0", add_special_tokens=False)[-1]
-        ids = [i for i in range(vocab_size) if i not in special]
-        # Decoding after "0" reveals a leading space that decoding the token alone would strip.
-        # batch_decode runs in the Rust tokenizer (measured 1.7 s vs 2.2 s for a per-token Python loop).
-        after_0 = [t[1:] for t in tokenizer.batch_decode([[token_0, i] for i in ids])]
-        alone = tokenizer.batch_decode([[i] for i in ids])
-        # Tokens that decode to a partial UTF-8 sequence derail the character-level parser (it then
-        # allows end-of-sequence mid-string); JSON answers never need them, whole characters suffice.
-        regular = [(i, a, len(a) > len(b)) for i, a, b in zip(ids, after_0, alone) if "\ufffd" not in a]
+        regular = _stored_table(tokenizer)
+        if regular is None:
+            special = set(tokenizer.all_special_ids)
+            token_0 = tokenizer.encode("0", add_special_tokens=False)[-1]
+            ids = [i for i in range(vocab_size) if i not in special]
+            # Decoding after "0" reveals a leading space that decoding the token alone would strip.
+            # batch_decode runs in the Rust tokenizer (measured 1.7 s vs 2.2 s for a per-token Python loop).
+            after_0 = [t[1:] for t in tokenizer.batch_decode([[token_0, i] for i in ids])]
+            alone = tokenizer.batch_decode([[i] for i in ids])
+            # Tokens that decode to a partial UTF-8 sequence derail the character-level parser (it then
+            # allows end-of-sequence mid-string); JSON answers never need them, whole characters suffice.
+            regular = [(i, a, len(a) > len(b)) for i, a, b in zip(ids, after_0, alone) if "\ufffd" not in a]
+            _store_table(tokenizer, regular)
 
         def decode(tokens: list[int]) -> str:
             return tokenizer.decode(tokens).rstrip("\ufffd")
@@ -39,6 +43,39 @@ def tokenizer_data(tokenizer) -> Any:
         cached = TokenEnforcerTokenizerData(regular, decode, eos, False, vocab_size)
         tokenizer._affect_llm_enforcer_data = cached
     return cached
+
+
+def _table_path(tokenizer):
+    import hashlib
+    import json
+
+    from affect_llm.assets import cache_dir
+
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    key = hashlib.sha256((vocab + repr(tokenizer.all_special_ids)).encode("utf-8")).hexdigest()[:24]
+    return cache_dir() / "tokenizer_tables" / f"{key}.json"
+
+
+def _stored_table(tokenizer) -> list[tuple[int, str, bool]] | None:
+    import json
+
+    try:
+        path = _table_path(tokenizer)
+        rows = json.loads(path.read_text("utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # unreadable: rebuild (and rewrite) it
+    return [(int(i), str(t), bool(w)) for i, t, w in rows] if isinstance(rows, list) else None
+
+
+def _store_table(tokenizer, regular: list[tuple[int, str, bool]]) -> None:
+    import json
+
+    from affect_llm.fileio import atomic_write
+
+    try:
+        atomic_write(_table_path(tokenizer), json.dumps(regular, ensure_ascii=False))
+    except OSError:
+        pass  # a read-only cache only costs the rebuild next time
 
 
 def token_texts(tokenizer) -> dict[int, str]:
@@ -96,8 +133,8 @@ def _tightened(schema: Any) -> Any:
 class JsonSchemaLogitsProcessor(LogitsProcessor):
     """Sets the score of every token that would break the schema to -inf, row by row."""
 
-    def __init__(self, tokenizer, schema: dict[str, Any], label_priors: list[dict[str, float] | None] | None = None,
-                 prior_weight: float = 1.0) -> None:
+    def __init__(self, tokenizer, schema: dict[str, Any] | list[dict[str, Any]],
+                 label_priors: list[dict[str, float] | None] | None = None, prior_weight: float = 1.0) -> None:
         """`label_priors`: per batch row, a label model's probabilities of the enum values the answer's label
         strings choose from. Where given, the model's score of each label's first token gets
         `prior_weight * log(prior mass of the labels it starts)`: the label is then chosen by the product of
@@ -108,7 +145,16 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
         # One whitespace at a time and the schema's field order: a small model otherwise spends its
         # token budget on newlines between JSON tokens.
         config = CharacterLevelParserConfig(max_consecutive_whitespaces=1, force_json_field_order=True)
-        self.enforcer = TokenEnforcer(tokenizer_data(tokenizer), JsonSchemaParser(_tightened(schema), config))
+        # One enforcer per distinct schema; `schema` may be a list with one per batch row.
+        rows = schema if isinstance(schema, list) else [schema]
+        by_key: dict[str, Any] = {}
+        self.enforcers = []
+        for sc in rows:
+            key = repr(sc)
+            if key not in by_key:
+                by_key[key] = TokenEnforcer(tokenizer_data(tokenizer), JsonSchemaParser(_tightened(sc), config))
+            self.enforcers.append(by_key[key])
+        self.enforcer = self.enforcers[0]
         self.eos = tokenizer.eos_token_id
         self.prompt_len: int | None = None
         self.closing = closing_tokens(tokenizer)
@@ -198,6 +244,7 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
         if self.prompt_len is None:
             self.prompt_len = input_ids.shape[1]
         for row, seq in enumerate(input_ids.tolist()):
+            self.enforcer = self.enforcers[row if row < len(self.enforcers) else 0]
             if self.eos in seq[self.prompt_len :]:
                 # Finished rows are padded by generate(); keep them finite and out of the parser.
                 mask[row, self.eos] = 0.0

@@ -93,10 +93,13 @@ class OpenAIBackend:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
-        json_schema: dict[str, Any] | None = None,
+        json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[Generation]:
+        from affect_llm.backends.base import schemas_for
+
+        schemas = schemas_for(json_schema, len(batch))
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(batch)))) as pool:
-            futures = [pool.submit(self._one, m, max_new_tokens, temperature, seed, json_schema) for m in batch]
+            futures = [pool.submit(self._one, m, max_new_tokens, temperature, seed, sc) for m, sc in zip(batch, schemas)]
             return [f.result() for f in futures]
 
 

@@ -119,7 +119,7 @@ class TransformersBackend:
         max_new_tokens: int = int(DECODING["max_new_tokens"]),
         temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
-        json_schema: dict[str, Any] | None = None,
+        json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
         media: list[dict[str, Any]] | None = None,
         emit: Any = None,
         cancelled: Any = None,
@@ -146,6 +146,8 @@ class TransformersBackend:
             from transformers import RepetitionPenaltyLogitsProcessor
 
             processors.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
+        if isinstance(json_schema, list) and all(sc is None for sc in json_schema):
+            json_schema = None
         if json_schema is not None:
             from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
 

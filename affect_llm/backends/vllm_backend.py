@@ -132,18 +132,19 @@ class VLLMBackend:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
-        json_schema: dict[str, Any] | None = None,
+        json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
+        from affect_llm.backends.base import schemas_for
         from affect_llm.backends.transformers_backend import _pieces
 
-        params = SamplingParams(
+        params = [SamplingParams(
             max_tokens=max_new_tokens, temperature=temperature, seed=seed if temperature > 0 else None,
             logprobs=0, repetition_penalty=self.repetition_penalty,
-            structured_outputs=StructuredOutputsParams(json=json_schema) if json_schema is not None else None,
-        )
+            structured_outputs=StructuredOutputsParams(json=sc) if sc is not None else None,
+        ) for sc in schemas_for(json_schema, len(batch))]
         outs = self.llm.chat(batch, params, lora_request=self.lora, use_tqdm=False)
         results = []
         for out in outs:

@@ -107,8 +107,10 @@ def _textualize(audio: list[Path], video: list[Path], image: list[Path]):
 
     items = textualize_inputs(audio=audio, video=video, image=image)
     cues = [c for item in items for c in item.cues]
-    transcript = " ".join(item.transcript for item in items if item.transcript)
-    return cues, transcript
+    # Only transcripts the recogniser trusts become the text (an unreliable one is withheld as None).
+    transcript = " ".join(item.transcript for item in items if item.transcript and item.transcript_reliable)
+    issues = [item.transcript_issue for item in items if getattr(item, "transcript_issue", None)]
+    return cues, transcript, issues
 
 
 def explain(
@@ -165,10 +167,11 @@ def explain(
     start = time.perf_counter()
     cues = []
     if audio or video or image:
-        cues, transcript = _textualize(audio, video, image)
+        cues, transcript, issues = _textualize(audio, video, image)
         if text is None:
             if not transcript.strip():
-                raise AffectError("no speech was recognised in the recording; pass the words with --text")
+                why = f" ({issues[0]})" if issues else ""
+                raise AffectError(f"no usable words in the recording{why}; pass the words with --text")
             text = transcript
     req = request_from(text=text, speaker=speaker, context=turns, cues=cues, label_space=_label_space(label_space),
                        media=media)
