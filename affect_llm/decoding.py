@@ -9,6 +9,7 @@ DECODING: dict[str, float | int] = {
     # Evidence ids and quoted words repeat by design, and the schema bounds every string, so no penalty.
     "repetition_penalty": 1.0,
     # Weight of the label model's log-probability added to the LLM's when it picks a label (backends that
-    # decode in-process; 0 = the LLM alone). 1 = a product of the two experts.
-    "prior_weight": 1.0,
+    # decode in-process; 0 = the LLM alone, 1 = a plain product of the two experts). 2 was best of 0/1/2 on 48
+    # MELD dev turns (weighted F1 .357 / .509 / .521; the label model alone .476).
+    "prior_weight": 2.0,
 }

@@ -32,7 +32,7 @@ from affect_llm.schema import MAX_EXPLANATION_CHARS, AnswerCue, Cue, EmotionRepo
 from affect_llm.decoding import DECODING  # noqa: F401  (re-exported: the task owns its decoding defaults)
 
 TOP_K_CANDIDATES = 5  # open-vocabulary answers choose among the label model's top candidates
-MAX_OPEN_LABELS = 2
+MAX_OPEN_LABELS = 1  # one label: a 135M model's second label was "neutral" beside an emotion, or a guess
 MAX_CITED = 2
 DIALOGUE_TURNS = 4  # turns of context shown in the prompt (the evidence list names the ones that matter)
 
@@ -112,7 +112,8 @@ class Prepared:
         """The label model's probabilities of the allowed labels, renormalised (None without a prior)."""
         if not self.prior_all or not self.candidates:
             return None
-        mass = {c: self.prior_all.get(c, 0.0) for c in self.candidates}
+        closed = self.request.label_space is not None
+        mass = {c: self.prior_all.get(c, 0.0) if closed else pooled(c, self.prior_all) for c in self.candidates}
         total = sum(mass.values())
         return {c: p / total for c, p in mass.items()} if total > 0 else None
 
@@ -159,7 +160,8 @@ class ExplainTask:
             max_labels = 1
             prior = ranked[:3]
         elif ranked:
-            candidates = [lab for lab, _ in ranked[:TOP_K_CANDIDATES]]
+            candidates = [lab for lab, _ in sorted(prior_all.items(), key=lambda kv: -pooled(kv[0], prior_all))]
+            candidates = candidates[:TOP_K_CANDIDATES]
             max_labels = MAX_OPEN_LABELS
             prior = ranked[:TOP_K_CANDIDATES]
         else:
@@ -210,6 +212,8 @@ class ExplainTask:
             if not kept:
                 raise ParseError(f"the model's labels {labels} are none of the allowed labels")
             labels = kept[: prep.max_labels]
+        if len(labels) > 1 and "neutral" in labels:  # "neutral" beside an emotion says nothing
+            labels = [x for x in labels if x != "neutral"]
         cues, dropped = resolve_citations(payload.cues, prep.evidence)
         llm_p = label_probabilities(gen.text, gen.pieces, gen.logprobs)
         confidence = combine_confidence(labels, llm_p, prep.prior_all)
@@ -256,6 +260,20 @@ class ExplainTask:
         cited = pick_evidence(prep.evidence, labels)
         expl = target_explanation(prep.request, labels, cited, key)
         return json.dumps({"labels": labels, "cues": [e.id for e in cited], "explanation": expl}, ensure_ascii=False)
+
+
+def pooled(label: str, prior: dict[str, float]) -> float:
+    """An open label's weight: its own probability plus half the rest of its emotion family's.
+
+    A fine-grained model splits "sad" over sadness, grief, disappointment, ... while neutral stands alone,
+    so the raw argmax says neutral for "My dog died this morning" (neutral .29, sadness .25, grief .08)."""
+    from affect_llm.emotion_groups import family
+
+    fam = family(label)
+    if fam in (None, "neutral"):
+        return prior.get(label, 0.0)
+    rest = sum(p for lab, p in prior.items() if lab != label and family(lab) == fam)
+    return prior.get(label, 0.0) + 0.5 * rest
 
 
 # ------------------------------------------------------------------------------------------- schema
