@@ -215,16 +215,17 @@ class ExplainTask:
         if len(labels) > 1 and "neutral" in labels:  # "neutral" beside an emotion says nothing
             labels = [x for x in labels if x != "neutral"]
         cues, dropped = resolve_citations(payload.cues, prep.evidence)
+        explanation = render_ids(payload.explanation, prep.evidence)
         llm_p = label_probabilities(gen.text, gen.pieces, gen.logprobs)
         confidence = combine_confidence(labels, llm_p, prep.prior_all)
         return EmotionReport(
             labels=labels,
-            explanation=payload.explanation,
+            explanation=explanation,
             cues=cues,
             confidence=confidence,
             llm_confidence=(sum(llm_p) / len(llm_p)) if llm_p else None,
             label_prior={k: round(v, 4) for k, v in prep.prior} or None,
-            inconsistent=is_inconsistent(payload.explanation, labels),
+            inconsistent=is_inconsistent(explanation, labels),
             dropped_citations=dropped,
             model=model,
             template=prep.template,
@@ -290,7 +291,8 @@ def answer_schema(candidates: list[str] | None, max_labels: int, evidence_ids: l
         "properties": {
             "labels": {"type": "array", "items": item, "minItems": 1, "maxItems": max_labels},
             "cues": cues,
-            "explanation": {"type": "string", "minLength": 12, "maxLength": MAX_EXPLANATION_CHARS},
+            # >= 30 characters: "Chandler sounds neutral." cites nothing; a sentence that quotes evidence is longer.
+            "explanation": {"type": "string", "minLength": 30, "maxLength": MAX_EXPLANATION_CHARS},
         },
         "required": ["labels", "cues", "explanation"],
         "additionalProperties": False,
@@ -326,6 +328,19 @@ def resolve_citations(raw: Sequence[Any], evidence: Sequence[Evidence]) -> tuple
         seen.add(item.id)
         cues.append(AnswerCue(modality=item.modality, cue=item.kind, evidence=item.text))
     return cues, dropped
+
+
+def render_ids(explanation: str, evidence: Sequence[Evidence]) -> str:
+    """Evidence ids the model wrote in its sentence ("in E1") become the item's text: ids stay internal."""
+    by_id = {e.id: e for e in evidence}
+
+    def sub(m: re.Match) -> str:
+        e = by_id.get(m.group(0))
+        if e is None:
+            return m.group(0)
+        return e.text if e.modality != "text" else f'"{e.text}"'
+
+    return re.sub(r"\bE\d+\b", sub, explanation)
 
 
 def pick_evidence(evidence: Sequence[Evidence], labels: Sequence[str]) -> list[Evidence]:

@@ -53,7 +53,7 @@ def test_schema_enums_labels_and_evidence_ids():
     assert s["properties"]["labels"]["maxItems"] == 1
     assert s["properties"]["cues"]["items"]["enum"] == [e.id for e in prep.evidence]
     assert list(s["properties"]) == ["labels", "cues", "explanation"]
-    jsonschema.validate({"labels": ["anger"], "cues": ["E1"], "explanation": "The words show anger clearly."}, s)
+    jsonschema.validate({"labels": ["anger"], "cues": ["E1"], "explanation": "The words \"can't believe\" show anger clearly."}, s)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"labels": ["anger"], "cues": ["E99"], "explanation": "The words show anger."}, s)
     with pytest.raises(jsonschema.ValidationError):
@@ -130,3 +130,11 @@ def test_every_cited_cue_is_in_the_input_on_a_constrained_backend(tiny_llama_dir
         for cue in rep.cues:
             hay = req.text + " " + " ".join(f'{t.speaker}: "{t.text}"' for t in req.context)
             assert cue.evidence in hay, cue
+
+
+def test_ids_in_the_explanation_are_rendered_as_evidence_text():
+    prep = task().prepare(request_from(text=TEXT))
+    first = prep.evidence[0]
+    gen = Generation(text=json.dumps({"labels": ["anger"], "cues": ["E1"], "explanation": "Her E1 shows anger, not E77."}))
+    rep = task().report(prep, gen, model="m", timings={})
+    assert rep.explanation == f'Her "{first.text}" shows anger, not E77.'

@@ -21,6 +21,21 @@ def test_explain_json_with_default_model():
     assert 1 <= len(obj["labels"]) <= 3 and all(lbl in EMOTION_WORDS for lbl in obj["labels"])
     assert 0.0 < obj["confidence"] <= 1.0
     assert "smollm" not in obj["raw"].lower()
+    # Evidence first: the bundled label model's prior is used and every cited cue quotes the input.
+    assert obj["label_prior"] and obj["labels"][0] in obj["label_prior"]
+    assert obj["cues"] and all(c["evidence"] in "I can't believe you forgot my birthday again." for c in obj["cues"])
+    from affect_llm.explanations import explanation_problems
+
+    assert explanation_problems(obj["explanation"], "I can't believe you forgot my birthday again.") == []
+
+
+def test_no_label_model_flag():
+    proc = subprocess.run(
+        [sys.executable, "-m", "affect_llm.cli.app", "explain", "--text", "We won!", "--json", "--no-label-model"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label_prior"] is None
 
 
 def test_no_adapter_gives_the_bare_model():

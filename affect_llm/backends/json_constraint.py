@@ -144,7 +144,12 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
 
         # One whitespace at a time and the schema's field order: a small model otherwise spends its
         # token budget on newlines between JSON tokens.
-        config = CharacterLevelParserConfig(max_consecutive_whitespaces=1, force_json_field_order=True)
+        from lmformatenforcer.consts import COMPLETE_ALPHABET
+
+        # No braces or brackets inside strings: a small model that writes `"}` mid-sentence is trying to end
+        # the JSON, and neither labels, ids nor explanations need them.
+        config = CharacterLevelParserConfig(alphabet="".join(ch for ch in COMPLETE_ALPHABET if ch not in "{}[]"),
+                                            max_consecutive_whitespaces=1, force_json_field_order=True)
         # One enforcer per distinct schema; `schema` may be a list with one per batch row.
         rows = schema if isinstance(schema, list) else [schema]
         by_key: dict[str, Any] = {}
