@@ -288,7 +288,10 @@ def train_label_model(
     clf = LogisticRegression(C=c, max_iter=max_iter)
     clf.fit(feats[rows_a[fit]], y[fit], sample_weight=w[fit])
     coef, intercept = np.zeros((len(label_set), feats.shape[1])), np.zeros(len(label_set))
-    coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+    if clf.coef_.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1] against [0]
+        coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
+    else:
+        coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
     model = LabelModel(labels=label_set, coef=coef, intercept=intercept, embedder=emb.model_id)
     hv = ~fit
     logits = model.logits(feats[rows_a[hv]])

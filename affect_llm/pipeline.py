@@ -69,8 +69,13 @@ class Explainer:
             if not label_vocabulary:
                 raise AffectError("label_vocabulary is empty; give emotion words, 'emotions', or None for free labels")
         self.label_vocabulary = label_vocabulary
-        lm = label_model if isinstance(label_model, LabelModel) else resolve_label_model(
-            label_model, model if isinstance(backend, str) else None)
+        if isinstance(backend, str):
+            lm_for = model
+        else:  # a built backend: the bundled label model only goes with the embedded model it was made for
+            from affect_llm.assets import DEFAULT_LLM
+
+            lm_for = None if str(getattr(backend, "model_id", "")).startswith(DEFAULT_LLM) else "another-model"
+        lm = label_model if isinstance(label_model, LabelModel) else resolve_label_model(label_model, lm_for)
         self.task = ExplainTask(template=template, system_template=system_template,
                                 label_vocabulary=label_vocabulary, label_model=lm)
         self.k = k

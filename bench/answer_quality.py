@@ -284,6 +284,11 @@ def cmd_report(args) -> None:
                "s_per_answer": sum(r.get("seconds", 0) for r in recs) / max(1, len(recs)),
                "top_labels": ", ".join(f"{k} {v}" for k, v in Counter(p[0] for p in pred if p).most_common(3))}
         rows.append(row)
+        priors = [r.get("label_prior") or {} for r in recs]
+        if all(priors):  # the label model's own top label on the very same draw, for a paired comparison
+            lm = [[max(p, key=p.get)] for p in priors]
+            rows.append({"set": name, "method": f"label model alone, same draw as {run}", "n": len(recs),
+                         **score(name, gold, lm)})
     cols = ["set", "method", "n", "weighted_f1", "macro_f1_28", "ekman_macro_f1", "ew_l1", "ew_l2", "grounded",
             "consistent", "broken", "ece", "brier", "s_per_answer", "top_labels"]
     order = {k: i for i, k in enumerate(SETS)}

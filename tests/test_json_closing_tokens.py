@@ -35,7 +35,7 @@ def test_mid_token_string_closer_is_allowed(tok):
     schema["properties"] = {"explanation": props["explanation"], "labels": props["labels"]}  # free text, then more
     schema["required"] = ["explanation", "labels"]
     proc = JsonSchemaLogitsProcessor(tok, schema)
-    seq = _walk(proc, tok, '{"explanation": "The words express gratitude')
+    seq = _walk(proc, tok, '{"explanation": "The words of the speaker express gratitude')
     closer = tok.convert_tokens_to_ids(tok.tokenize('.",'))
     assert len(closer) == 1
     assert closer[0] not in proc.enforcer.get_allowed_tokens(seq).allowed_tokens  # lmfe alone drops it

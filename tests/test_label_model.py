@@ -71,8 +71,10 @@ def test_label_model_recipe_on_a_tiny_corpus(tmp_path):
     p = lm.predict([Query("I am thrilled, this is fantastic!"), Query("I cried all night, I feel empty.")])
     assert p[0, 0] > 0.5 and p[1, 1] > 0.5
     # refuses to write the model onto its own input
+    from affect_llm.errors import AffectError
+
     res = CliRunner().invoke(app, ["train", "label-model", "--train_file", str(data), "--output_dir", str(data)])
-    assert res.exit_code == 2 and "error:" in res.output
+    assert isinstance(res.exception, AffectError) and "not a folder" in str(res.exception)  # main() prints it
 
 
 def test_damaged_label_model_is_a_clear_error(tmp_path):

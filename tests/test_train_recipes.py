@@ -130,7 +130,7 @@ def test_sft_loss_is_completion_only(tiny_llama_dir, train_file):
     n_prompt = mask.index(True)
     assert n_prompt > 50 and sum(mask) < len(mask)
     completion = tok.decode([t for t, m in zip(row["input_ids"], mask) if m])
-    assert completion.lstrip().startswith('{"explanation"')
+    assert completion.lstrip().startswith('{"labels"')
 
 
 def test_dpo_two_steps(tiny_llama_dir, train_file, tmp_path):

@@ -42,6 +42,7 @@ class TransformersBackend:
         self.dtype = dtype
         # A mild penalty stops the small default model from repeating one phrase until its budget ends.
         self.repetition_penalty = repetition_penalty
+        merged = None
         if model_obj is not None:
             self.model, self.tokenizer, self.model_id = model_obj, tokenizer_obj, getattr(model_obj, "name_or_path", "custom")
         else:
@@ -49,13 +50,23 @@ class TransformersBackend:
 
             label, path = resolve_model(model)
             self.model_id = label
+            merged = _merged_dir(path, adapter) if adapter else None
+            if merged is not None and (merged / "config.json").is_file():
+                path = str(merged)  # the adapter was merged into these weights before: no PEFT needed
+                merged = None
+                adapter_done = True
+            else:
+                adapter_done = False
             self.model, self.tokenizer = _load(path, getattr(torch, dtype))
         if adapter:
             from pathlib import Path
 
             from affect_llm.assets import default_adapter_dir
 
-            self.model = _attach_adapter(self.model, adapter)
+            if model_obj is not None or not adapter_done:
+                self.model = _attach_adapter(self.model, adapter)
+                if merged is not None:
+                    _save_merged(self.model, self.tokenizer, merged)
             bundled = default_adapter_dir()
             self.model_id = f"{self.model_id}+{'default' if bundled and Path(adapter).resolve() == bundled else adapter}"
         self.affect = None
@@ -315,6 +326,44 @@ def _load(path: str, dtype):
             "use a local folder or a registered asset, see `affect-llm assets list`)"
         ) from None
     return model, tokenizer
+
+
+def _merged_dir(base: str, adapter: str):
+    """Where the base model with `adapter` merged in is cached: keyed by the base's and the adapter's files.
+
+    Merging needs PEFT, whose import alone took 9 s here; a cold `explain` loads the merged copy instead."""
+    import hashlib
+    from pathlib import Path
+
+    from affect_llm.assets import cache_dir
+
+    h = hashlib.sha256()
+    for folder in (Path(base), Path(adapter)):
+        for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+            if f.suffix == ".json" or st.st_size < 16 * 2**20:  # small files (the adapter): by content
+                h.update(f.read_bytes())
+    if not (Path(base) / "config.json").is_file():
+        return None  # a hub id: nothing local to key on
+    return cache_dir() / "merged" / h.hexdigest()[:24]
+
+
+def _save_merged(model, tokenizer, out) -> None:
+    """Save the merged model atomically; a cache that cannot be written only costs the merge next time."""
+    import tempfile
+    from pathlib import Path
+
+    from affect_llm.fileio import replace_dir
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        replace_dir(tmp, out)
+    except OSError:
+        pass
 
 
 def _attach_adapter(model, adapter: str):
