@@ -272,7 +272,7 @@ def _gguf_to_safetensors(src: Path, out: Path, opts: dict[str, str]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
 
     configure_threads()
     gguf = opts["gguf_file"]

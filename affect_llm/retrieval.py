@@ -76,7 +76,7 @@ class SentenceEmbedder:
 
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
         _require_retrieval()
-        from affect_llm.runtime import configure_threads
+        from affect_llm.threads import configure_threads
 
         configure_threads()
         self.model_id, load_from = resolve_embedder(model)

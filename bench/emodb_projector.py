@@ -62,7 +62,7 @@ def prepare(emodb: Path) -> None:
     from affect_llm.data_builders import emodb as builder
     from affect_llm.data_builders.schema import write_samples
     from affect_llm.projector.encoders import build_encoder, encode_cached
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
     from affect_llm.textualize.audio import load_audio
     from affect_llm.textualize.prosody import extract_prosody, prosody_cues, speaker_reference
     from tqdm import tqdm

@@ -33,7 +33,7 @@ OOV = ["humorous", "self-deprecating", "pessimism", "complaining", "meh", "hangr
 
 
 def make_corpus(n: int, seed: int, folder: Path) -> tuple[Path, Path]:
-    from affect_llm.wheel import EmotionWheel
+    from affect_llm.emotion_wheel import EmotionWheel
 
     vocab = sorted(EmotionWheel.default().vocabulary)
     rng = random.Random(seed)

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from affect_llm.data_builders.registry import run_builder
 
     from affect_llm.retrieval import DemoIndex, SentenceEmbedder, key_text
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
 
     if not args.shared.is_dir():
         print(f"error: shared data folder {args.shared} not found (--shared)", file=sys.stderr)

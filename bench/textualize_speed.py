@@ -86,7 +86,7 @@ def part_emodb(n_clips: int) -> dict:
 
     import numpy as np
 
-    from affect_llm.runtime import default_threads
+    from affect_llm.threads import default_threads
     from affect_llm.textualize.audio import check_audio, load_audio
 
     root = ROOT.parent / "shared" / "data" / "EmoDB"
@@ -146,7 +146,7 @@ def part_emodb(n_clips: int) -> dict:
 
 
 def part_speech(repeats: int, backend: str) -> dict:
-    from affect_llm.runtime import default_threads
+    from affect_llm.threads import default_threads
     from affect_llm.textualize.asr import transcribe
     from affect_llm.textualize.audio import load_audio
     from affect_llm.textualize.prosody import extract_prosody

@@ -32,7 +32,7 @@ SAMPLES = [
 
 CHILD = r'''
 import json, resource, sys, time
-from affect_llm.runtime import configure_threads
+from affect_llm.threads import configure_threads
 configure_threads()
 from transformers import TrainerCallback
 side, model, train_file, out, steps, warmup, bs = sys.argv[1:8]

@@ -236,7 +236,7 @@ def projector_main(args: argparse.Namespace) -> None:
         start_engine,
         stop_engine,
     )
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
 
     wav = Path(args.audio)
     if not wav.is_file():
@@ -382,7 +382,7 @@ def main() -> None:
     from affect_llm.assets import resolve_model
     from affect_llm.errors import AffectError
     from affect_llm.projector.vllm_embeds import embeds_to_base64, greedy, start_engine, stop_engine
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
 
     label, path = resolve_model(args.model)
     path = str(path)

@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple
 from affect_llm.eval import calibration, classification, ov
 
 from affect_llm.errors import AffectError, lookup
-from affect_llm.wheel import OV_METRICS, WHEELS, EmotionWheel
+from affect_llm.emotion_wheel import OV_METRICS, WHEELS, EmotionWheel
 
 Direction = Literal["higher", "lower", "none"]
 Task = Literal["ov", "closed"]

@@ -1,6 +1,6 @@
 """Open-vocabulary emotion metrics (OV-MER / emotion-wheel "EW"), exactly as the MER challenges score.
 
-For one mapping `m` (M1, M2, or wheel K at level L; see `affect_llm.wheel`):
+For one mapping `m` (M1, M2, or wheel K at level L; see `affect_llm.emotion_wheel`):
 
 - every label is normalised (lower, strip) and mapped; unmappable labels are dropped;
 - per sample, G = mapped gold set, P = mapped prediction set: G empty → sample skipped;
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NamedTuple
 
-from affect_llm.wheel import LEVELS, OV_METRICS, WHEELS, EmotionWheel, metric_key
+from affect_llm.emotion_wheel import LEVELS, OV_METRICS, WHEELS, EmotionWheel, metric_key
 
 __all__ = [
     "PRF",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from affect_llm.fileio import atomic_write, write_json  # noqa: F401  (re-exported for callers)
-from affect_llm.wheel import LEVELS, WHEELS
+from affect_llm.emotion_wheel import LEVELS, WHEELS
 
 
 # --------------------------------------------------------------------------- OV-MER tables

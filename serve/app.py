@@ -71,7 +71,7 @@ class ExplainBody(BaseModel):
 
 def wheel_view(labels: list[str]) -> dict[str, Any]:
     """Where each label sits on the feelings wheel: sector (level 1) and cluster (level 2), or null."""
-    from affect_llm.wheel import EmotionWheel
+    from affect_llm.emotion_wheel import EmotionWheel
 
     w = EmotionWheel.default()
     return {

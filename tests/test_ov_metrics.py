@@ -24,7 +24,7 @@ from affect_llm.eval.ov import (
 )
 
 from affect_llm.errors import AffectError, UnknownNameError
-from affect_llm.wheel import OV_METRICS, EmotionWheel
+from affect_llm.emotion_wheel import OV_METRICS, EmotionWheel
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"

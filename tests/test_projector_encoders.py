@@ -28,7 +28,7 @@ LEVEL = [name for name, _ in PROSODY_COLUMNS].index("level")
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     need("torch")
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
 
     configure_threads(1)
 

@@ -1,7 +1,7 @@
 import pytest
 
 from affect_llm.errors import AffectError
-from affect_llm.runtime import configure_threads, default_threads
+from affect_llm.threads import configure_threads, default_threads
 
 
 def test_env_override(monkeypatch):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from affect_llm.errors import AffectError, UnknownNameError
-from affect_llm.wheel import OV_METRICS, EmotionWheel, metric_key
+from affect_llm.emotion_wheel import OV_METRICS, EmotionWheel, metric_key
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ class TransformersBackend:
         """
         import torch
 
-        from affect_llm.runtime import configure_threads
+        from affect_llm.threads import configure_threads
 
         configure_threads(threads)
         dtype = dtype or default_dtype()

@@ -104,7 +104,7 @@ class WhisperEncoder:
         import torch
         import whisper
 
-        from affect_llm.runtime import configure_threads
+        from affect_llm.threads import configure_threads
 
         configure_threads()  # re-pinned: numba (openai-whisper's word timing) may have reset it
         window = whisper.audio.N_SAMPLES

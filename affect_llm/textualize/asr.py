@@ -128,7 +128,7 @@ def check_language(language: str | None) -> str | None:
 
 def _threads() -> int:
     """CTranslate2 threads: the project-wide count (1 on <= 2-CPU hosts), without importing torch."""
-    from affect_llm.runtime import default_threads
+    from affect_llm.threads import default_threads
 
     return default_threads()
 
@@ -277,7 +277,7 @@ def _openai_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str
     except ImportError:
         raise AffectError("ASR backend 'openai-whisper' is not installed: pip install 'affect-llm[whisper]'") from None
     from affect_llm.assets import cache_dir
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
     from affect_llm.textualize.whisper_convert import load_openai_whisper
 
     # Re-pinned on every call (configure_threads re-applies): openai-whisper's word timing (numba)

@@ -112,7 +112,7 @@ def count_params(model) -> tuple[int, int]:
 
 def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
     """Run one recipe end to end; returns the run card dict (also written to `cfg.output_dir`)."""
-    from affect_llm.runtime import configure_threads
+    from affect_llm.threads import configure_threads
 
     configure_threads(cfg.threads)
     import trl
