@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
-from affect_llm.backends.base import Backend, Message, make_backend
+from affect_llm.backends import make_backend
+from affect_llm.backends.base import Backend, Message
 from affect_llm.errors import AffectError
 from affect_llm.explain_task import DECODING, Demo, ExplainRequest, ExplainTask, Prepared, request_from
 from affect_llm.prompting import template_versions

@@ -146,7 +146,7 @@ def make_judge_backend(spec: str | None = None, *, model: str | None = None, api
     """The backend behind `--judge SPEC`: an http(s) URL → the openai backend at that URL (`model` picks
     the served model, default its first); anything else (None/"default", an asset name, a folder, a
     hub id) → the transformers backend on that model."""
-    from affect_llm.backends.base import make_backend
+    from affect_llm.backends import make_backend
 
     spec = (spec or "default").strip()
     if re.match(r"^https?://", spec, re.IGNORECASE):

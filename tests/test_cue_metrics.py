@@ -192,7 +192,7 @@ def test_score_schema_is_integer_1_to_10():
 
 # --------------------------------------------------------------------------- judge on a tiny random Llama
 def test_judge_end_to_end_tiny_llama(tiny_llama_dir, tmp_path):
-    from affect_llm.backends.base import make_backend
+    from affect_llm.backends import make_backend
 
     judge = Judge(make_backend("transformers", model=str(tiny_llama_dir), dtype="float32"), cache=tmp_path / "c")
     gold = ["In the video, he frowns deeply. In the audio, the voice is loud.", ""]

@@ -1,4 +1,4 @@
-"""The one small protocol every LLM backend implements, and the backend registry.
+"""The one small protocol every LLM backend implements (the registry is `affect_llm.backends.BACKENDS`).
 
 A backend turns a batch of chat conversations into generations. It reports, per generated token, the
 text piece and its log-probability so the pipeline can compute a confidence from the model's own
@@ -11,9 +11,9 @@ label and evidence enums, and a batch should not be split by them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from affect_llm.errors import AffectError, lookup
+from affect_llm.errors import AffectError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -61,33 +61,3 @@ def check_adapter_dir(adapter: str) -> None:
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise AffectError(f"adapter folder {adapter!r} has no adapter_config.json")
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {}
-
-
-def register_backend(name: str):
-    def deco(factory: Callable[..., Backend]):
-        BACKENDS[name] = factory
-        return factory
-
-    return deco
-
-
-def _load_builtin() -> None:
-    # Imported lazily: each module imports its heavy dependency only when the backend is built.
-    from affect_llm.backends import (  # noqa: F401
-        openai_backend,
-        transformers_backend,
-        vllm_backend,  # noqa: F401  (imports vllm only when built)
-    )
-
-
-def make_backend(name: str, **kwargs: Any) -> Backend:
-    _load_builtin()
-    return lookup(BACKENDS, "backend", name)(**kwargs)
-
-
-def backend_names() -> list[str]:
-    _load_builtin()
-    return sorted(BACKENDS)

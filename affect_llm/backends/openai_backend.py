@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from affect_llm.backends.base import Generation, Message, register_backend
+from affect_llm.backends.base import Generation, Message
 from affect_llm.errors import AffectError
 
 
@@ -124,6 +124,3 @@ def _aligned_logprobs(text: str, content: list[dict[str, Any]]) -> tuple[list[st
     if pos != len(text) or not pieces:
         return [], None
     return pieces, logprobs
-
-
-register_backend("openai")(OpenAIBackend)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from affect_llm.backends.base import Generation, Message, check_adapter_dir, register_backend
+from affect_llm.backends.base import Generation, Message, check_adapter_dir
 from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
@@ -374,6 +374,3 @@ def _attach_adapter(model, adapter: str):
         raise AffectError("adapters need the train extra: pip install 'affect-llm[train]'") from None
     # One adapter per backend: fold it into the weights, so generation costs what the bare model costs.
     return PeftModel.from_pretrained(model, adapter).merge_and_unload()
-
-
-register_backend("transformers")(TransformersBackend)

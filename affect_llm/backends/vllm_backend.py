@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from affect_llm.backends.base import Generation, Message, check_adapter_dir, register_backend
+from affect_llm.backends.base import Generation, Message, check_adapter_dir
 from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
@@ -163,6 +163,3 @@ class VLLMBackend:
                 finish_reason=choice.finish_reason or "stop",
             ))
         return results
-
-
-register_backend("vllm")(VLLMBackend)

@@ -49,7 +49,7 @@ def _label_model_choice(label_model: Optional[Path], no_label_model: bool) -> Op
 
 def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max_new_tokens, temperature, seed, dtype,
                     demos=None, k=0, projector=None, label_model="default"):
-    from affect_llm.backends.base import backend_names
+    from affect_llm.backends import backend_names
     from affect_llm.pipeline import Explainer
 
     if backend not in backend_names():
