@@ -3,7 +3,10 @@
 - `encoders`: frozen frame encoders (Whisper tiny.en encoder, prosody descriptors, face blendshapes + pose);
 - `projectors`: `linear`, `mlp`, `qformer` maps from frames to a fixed number of LM-sized tokens;
 - `affect_lm`: `AffectLM`, the composition that splices projected tokens at `<audio>` / `<face>`;
-- `data`, `training`: stage-1/2 rows, the multimodal collator and the SFT-recipe hook.
+- `vllm_embeds`: projected prompts as vLLM `prompt_embeds`.
+
+Model code only: the training side (rows, collator, the SFT hook) lives in `affect_llm.train.multimodal` and
+`affect_llm.train.model`, so `train` imports `projector` and never the reverse.
 
 Heavy modules import lazily; `from affect_llm.projector import AffectLM` is cheap.
 """

@@ -1,4 +1,9 @@
-"""Multimodal SFT rows and the collator that feeds `AffectLM` slots through TRL's SFTTrainer.
+"""The projector route of the SFT recipe: multimodal rows, the collator feeding `AffectLM` slots through
+TRL's SFTTrainer, and `prepare`, which returns everything `SFTTrainer` needs.
+
+`affect_llm.train.recipes.train` stays the one code path for text and multimodal SFT. Projector weights are
+written beside the adapter but in their own files (`projector.safetensors`, `projector_config.json`), so
+either can be loaded or swapped alone.
 
 Stage 1 (projector only) needs no captions: the target is what the textualizers say about the same clip
 (`speaks higher than usual; tense, effortful voice`), so the projector learns to put into soft tokens what
@@ -12,6 +17,7 @@ sample's precomputed frames, which the collator pads per encoder.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,8 +25,10 @@ import torch
 
 from affect_llm.errors import AffectError
 from affect_llm.projector.affect_lm import AffectLM
+from affect_llm.train import data as text_data
 
-__all__ = ["STAGE1_PROMPTS", "MultimodalCollator", "cue_description", "media_of", "stage_rows", "tokenize_rows"]
+__all__ = ["STAGE1_PROMPTS", "MultimodalCollator", "PreparedProjector", "cue_description", "encode_rows",
+           "media_of", "prepare", "stage_rows", "tokenize_rows"]
 
 STAGE1_PROMPTS = {
     "audio": "Listen: <audio>\nDescribe how the speaker's voice sounds (pitch, loudness, tempo, voice quality).",
@@ -50,8 +58,6 @@ def stage_rows(samples, stage: int, modalities: list[str], *, closed_label_space
                label_vocabulary: str = "emotions", explanation_from: str = "auto",
                use_cues: bool = True, label_model: Any = None) -> list[dict[str, Any]]:
     """Conversational rows with a `media` dict: stage 1 = describe the signal, stage 2 = explain."""
-    from affect_llm.train import data as text_data
-
     rows: list[dict[str, Any]] = []
     if stage == 1:
         system = text_data.explain_task(label_vocabulary).system.render()
@@ -134,3 +140,67 @@ class MultimodalCollator:
             batch[f"affect_{name}"] = frames.cpu()
             batch[f"affect_{name}_mask"] = mask.cpu()
         return batch
+
+
+@dataclass
+class PreparedProjector:
+    model: Any  # what the trainer optimises: the LM (stage 1) or its PEFT wrapper (stage 2)
+    affect: AffectLM
+    train_dataset: Any
+    eval_dataset: Any
+    collator: MultimodalCollator
+    hook: Any
+
+    def save(self, output_dir: str) -> None:
+        self.affect.save_projectors(output_dir)
+
+
+def encode_rows(affect: AffectLM, rows: list[dict[str, Any]], desc: str = "features") -> list[dict[str, Any]]:
+    """Frames for each row's media (cached on disk per file and encoder), with a progress bar."""
+    from tqdm import tqdm
+
+    return [affect.encode(row["media"]) for row in tqdm(rows, desc=desc, unit="input", leave=False)]
+
+
+def _rows(cfg, file: str, affect: AffectLM) -> list[dict[str, Any]]:
+    from affect_llm.train.recipes import label_model_for
+
+    samples = text_data.load_samples(file, cfg.max_samples, cfg.data_seed_shuffle, cfg.seed)
+    modalities = sorted(set(affect.modalities.values()))
+    without = sum(1 for s in samples if not media_of(s, modalities))
+    if without == len(samples):
+        raise AffectError(f"{file}: no sample has {' or '.join(modalities)} input for the projector encoders")
+    return stage_rows(samples, cfg.projector_stage, modalities, closed_label_space=cfg.closed_label_space,
+                      label_vocabulary=cfg.label_vocabulary, explanation_from=cfg.explanation_from,
+                      use_cues=cfg.projector_cues, label_model=label_model_for(cfg))
+
+
+def _dataset(cfg, file: str, affect: AffectLM, what: str):
+    from datasets import Dataset
+
+    rows = _rows(cfg, file, affect)
+    if not rows:
+        raise AffectError(f"no {what} rows could be built from {file}")
+    features = encode_rows(affect, rows, desc=f"{what} features")
+    return Dataset.from_list(tokenize_rows(rows, affect, cfg.max_length)), features
+
+
+def prepare(cfg, model, tokenizer, label: str) -> PreparedProjector:
+    """Build (or load) the projectors on `model`, freeze what the stage freezes, tokenize and encode data."""
+    from affect_llm.train.model import build_affect_lm
+
+    model, affect = build_affect_lm(cfg, model, tokenizer, label)
+    # TRL must not re-tokenize (rows carry slots) nor drop the columns the collator needs.
+    cfg.dataset_kwargs = {**(cfg.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    cfg.remove_unused_columns = False
+    train_ds, train_feats = _dataset(cfg, cfg.train_file, affect, "train")
+    eval_ds = None
+    collator = MultimodalCollator(affect, train_feats)
+    if cfg.eval_file:
+        eval_ds, eval_feats = _dataset(cfg, cfg.eval_file, affect, "eval")
+        # One collator serves both: eval rows index their own feature list, offset past the train rows.
+        offset = len(train_feats)
+        eval_ds = eval_ds.map(lambda r: {"media_key": r["media_key"] + offset})
+        collator.features = train_feats + eval_feats
+    hook = affect.attach(model)
+    return PreparedProjector(model, affect, train_ds, eval_ds, collator, hook)

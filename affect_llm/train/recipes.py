@@ -12,59 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from affect_llm.errors import AffectError
+from affect_llm.train.model import continue_adapter, count_params, load_model, lora_config
 
-__all__ = ["load_model", "lora_config", "train"]
-
-
-def lora_config(cfg):
-    from peft import LoraConfig
-
-    targets = cfg.lora_target_modules
-    if targets == ["all-linear"]:
-        targets = "all-linear"
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM", bias="none")
-
-
-def load_model(cfg):
-    """(model, tokenizer, model label) for the config's base model, quantized when asked (QLoRA)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from affect_llm.assets import resolve_model
-
-    label, path = resolve_model(cfg.model)
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, cfg.torch_dtype)}
-    if cfg.quantization != "none":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = (
-            BitsAndBytesConfig(load_in_8bit=True) if cfg.quantization == "8bit"
-            else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                    bnb_4bit_compute_dtype=getattr(torch, cfg.torch_dtype))
-        )
-    try:
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except OSError as err:
-        raise AffectError(f"cannot load model {label!r}: {err}") from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if cfg.quantization != "none":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    return model, tok, label
-
-
-def continue_adapter(model, adapter_dir: str):
-    """Wrap `model` with a saved LoRA adapter whose weights keep training (GRPO after SFT, stage 2 after 1)."""
-    from peft import PeftModel
-
-    from affect_llm.backends.base import check_adapter_dir
-
-    check_adapter_dir(adapter_dir)
-    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+__all__ = ["build_rows", "label_model_for", "train"]
 
 
 def _dataset(rows: list[dict[str, Any]], what: str):
@@ -105,11 +55,6 @@ def label_model_for(cfg):
     return resolve_label_model(choice, cfg.model)
 
 
-def count_params(model) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
-
-
 def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
     """Run one recipe end to end; returns the run card dict (also written to `cfg.output_dir`)."""
     from affect_llm.threads import configure_threads
@@ -133,7 +78,7 @@ def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
         peft_config = None
     prepared = None
     if projector:
-        from affect_llm.projector.training import prepare
+        from affect_llm.train.multimodal import prepare
 
         prepared = prepare(cfg, model, tok, label)
         model, train_ds, eval_ds, peft_config = prepared.model, prepared.train_dataset, prepared.eval_dataset, None
