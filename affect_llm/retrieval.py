@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import require
 from affect_llm.fileio import replace_dir
+from affect_llm.hashing import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -43,17 +45,6 @@ HNSW_THRESHOLD = 100_000
 """Pools larger than this use HNSW (M=32): flat search of 100k × 384 floats costs ~10 ms per query."""
 HNSW_M = 32
 MANIFEST, INDEX_FILE, SAMPLES_FILE = "manifest.json", "index.faiss", "samples.jsonl"
-
-
-def is_retrieval_available() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("faiss", "sentence_transformers"))
-
-
-def _require_retrieval() -> None:
-    if not is_retrieval_available():
-        raise AffectError("retrieval needs faiss and sentence-transformers: pip install 'affect-llm[retrieval]'")
 
 
 # ---------------------------------------------------------------------------------------- embedders
@@ -75,7 +66,7 @@ class SentenceEmbedder:
     """A sentence-transformers model: the bundled MiniLM asset by default, or a local path / hub id."""
 
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
-        _require_retrieval()
+        require("retrieval", "retrieval", ("faiss", "sentence_transformers"))
         from affect_llm.threads import configure_threads
 
         configure_threads()
@@ -168,14 +159,6 @@ def _dialogue_key(s: Sample) -> str | None:
     return s.dialogue_id
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ------------------------------------------------------------------------------------------- index
 
 
@@ -216,7 +199,7 @@ class DemoIndex:
         data_path: str | None = None,
     ) -> DemoIndex:
         """Embed `samples` (only labelled ones are useful as demos) and write the index folder atomically."""
-        _require_faiss()
+        require("retrieval", "retrieval", "faiss")
         import faiss
 
         from affect_llm.data_builders.schema import write_samples
@@ -271,7 +254,7 @@ class DemoIndex:
                 "key": {"context_turns": context_turns, "speaker_roles": context_turns > 0},
                 "count": len(pool),
                 "skipped_unlabelled": len(samples) - len(pool),
-                "data_sha256": _file_sha256(tmp / SAMPLES_FILE),
+                "data_sha256": sha256_file(tmp / SAMPLES_FILE),
                 "source": data_path,
                 "datasets": sorted({s.dataset for s in pool}),
                 "label_distribution": dict(sorted(labels.items(), key=lambda kv: -kv[1])),
@@ -290,7 +273,7 @@ class DemoIndex:
              model: str | None = None, verify: bool = True) -> DemoIndex:
         """Open an index folder. Uses the manifest's embedding model unless one is given; a different
         model (by weight fingerprint) is an error."""
-        _require_faiss()
+        require("retrieval", "retrieval", "faiss")
         import faiss
 
         from affect_llm.data_builders.schema import read_samples
@@ -304,7 +287,7 @@ class DemoIndex:
         if manifest.get("format") != INDEX_FORMAT:
             raise AffectError(f"{path}: index format {manifest.get('format')} is not supported "
                               f"(expected {INDEX_FORMAT}); rebuild it")
-        if verify and _file_sha256(path / SAMPLES_FILE) != manifest["data_sha256"]:
+        if verify and sha256_file(path / SAMPLES_FILE) != manifest["data_sha256"]:
             raise AffectError(f"{path}/{SAMPLES_FILE} does not match the manifest's data hash; rebuild the index")
         if embedder is None:
             embedder = SentenceEmbedder(model or manifest["embedding_model"])
@@ -416,10 +399,3 @@ def _balanced(cands: list[tuple[int, float]], samples: list[Sample], k: int) -> 
                 picked.append(by_label[lab][depth])
         depth += 1
     return sorted(picked, key=lambda t: -t[1])
-
-
-def _require_faiss() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("faiss") is None:
-        raise AffectError("retrieval needs faiss: pip install 'affect-llm[retrieval]'")

@@ -148,7 +148,7 @@ def evaluate(cond: str, batch_size: int) -> None:
     zeroshot = cond.startswith("zeroshot-")
     backend = TransformersBackend(
         None, adapter=None if zeroshot else str(run), projector=str(run) if tokens else None)
-    ex = Explainer(backend=backend, max_new_tokens=96)  # labels follow a short explanation; cues are not scored
+    ex = Explainer(backend=backend)  # the decoding defaults; cues are not scored
     samples = read_samples(_variant("test", cond))
     reqs = [request_from(text=s.text, cues=list(s.cues) if cues else [], label_space=LABELS,
                          media={"audio": s.audio} if tokens else {}) for s in samples]

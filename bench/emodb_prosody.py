@@ -65,12 +65,12 @@ def main() -> None:
 
     from tqdm import tqdm
 
+    from affect_llm.extras import is_praat_available
     from affect_llm.textualize.audio import load_audio
     from affect_llm.textualize.prosody import (
         ProsodyFeatures,
         extract_prosody,
         population_reference,
-        praat_available,
         prosody_cues,
         speaker_reference,
     )
@@ -80,7 +80,7 @@ def main() -> None:
     rows = [r for r in rows if (args.emodb / "wav" / r["file"]).is_file()]
     if args.limit:
         rows = rows[: args.limit]
-    methods = ["praat", "librosa"] if praat_available() else ["librosa"]
+    methods = ["praat", "librosa"] if is_praat_available() else ["librosa"]
     feats: dict[str, list] = {m: [] for m in methods}
     t0 = time.time()
     if args.features and args.features.is_file():

@@ -26,6 +26,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import md_table, percentile, write_results
 
+from affect_llm.decoding import DECODING
+
 UTTERANCES = [
     "I can't believe you forgot my birthday again.",
     "We won the final! I still can't stop smiling.",
@@ -153,7 +155,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--engines", default="vllm,transformers")
     ap.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
-    ap.add_argument("--max-new-tokens", type=int, default=160)
+    ap.add_argument("--max-new-tokens", type=int, default=int(DECODING["max_new_tokens"]))
     ap.add_argument("--log-dir", default="/tmp/affect-llm-bench")
     args = ap.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]

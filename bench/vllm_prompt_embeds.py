@@ -144,9 +144,9 @@ def run_server(model_path: str, items: list[dict[str, Any]], max_tokens: int, ma
     from affect_llm.projector.vllm_embeds import embeds_to_base64
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
-    env.setdefault("VLLM_USE_AOT_COMPILE", "0")
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from affect_llm.backends.vllm_backend import vllm_env
+
+    env = vllm_env("the prompt-embeds server", 1.0, {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"})
     env.setdefault("HF_HUB_OFFLINE", "1")
     cmd = [sys.executable, "-m", "affect_llm.serve._vllm_child", "--model", model_path, "--served-model-name", "m",
            "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16", "--max-model-len", str(max_model_len),

@@ -39,6 +39,7 @@ from affect_llm.data_builders.label_spaces import label_space as named_label_spa
 from affect_llm.data_builders.schema import Sample
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import require
 
 LICENCE = "the source table's own licence (the importer does not know it; record it with --opt licence=...)"
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -117,11 +118,10 @@ def _read_jsonl(path: Path) -> list[Row]:
 
 
 def _read_parquet(path: Path) -> list[Row]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise AffectError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    require("train", "reading Parquet", "pyarrow")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as e:
@@ -138,10 +138,9 @@ def read_hf(spec: str, split: str) -> tuple[list[Row], dict[str, list[str]]]:
     name, _, config = spec[len("hf:"):].partition(":")
     if not name:
         raise AffectError("--source hf:NAME[:CONFIG] needs a dataset name, e.g. hf:dair-ai/emotion")
-    try:
-        import datasets
-    except ImportError:
-        raise AffectError("--source hf:... needs the datasets package: pip install 'affect-llm[train]'") from None
+    require("train", "--source hf:...", "datasets")
+    import datasets
+
     offline_reason = hub_offline_reason()
     hf_split = {"dev": "validation"}.get(split, split)
     try:

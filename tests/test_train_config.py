@@ -45,7 +45,7 @@ def test_qlora_without_bitsandbytes_names_the_fix(train_file, tmp_path, monkeypa
     from affect_llm.train import config
 
     monkeypatch.setattr(config, "is_bitsandbytes_available", lambda: False)
-    with pytest.raises(ConfigError, match="pip install bitsandbytes"):
+    with pytest.raises(ConfigError, match=r"pip install .affect-llm\[qlora\]"):
         load_config("sft", overrides=dict(train_file=train_file, quantization="nf4", output_dir=str(tmp_path)))
 
 

@@ -34,8 +34,8 @@ def test_base64_is_torch_save():
 
 
 def test_missing_vllm_is_one_line(monkeypatch):
-    monkeypatch.setattr("affect_llm.backends.vllm_backend.is_vllm_available", lambda: False)
-    with pytest.raises(AffectError, match="need vLLM"):
+    monkeypatch.setattr("affect_llm.extras.is_available", lambda module: module != "vllm")
+    with pytest.raises(AffectError, match=r"prompt embeddings through vLLM needs vllm: pip install 'affect-llm\[vllm\]'"):
         start_engine("unused")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
@@ -39,8 +40,8 @@ class Backend(Protocol):
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int = int(DECODING["max_new_tokens"]),
+        temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
         json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[Generation]: ...

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message
+from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 
@@ -90,8 +91,8 @@ class OpenAIBackend:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int = int(DECODING["max_new_tokens"]),
+        temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
         json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[Generation]:

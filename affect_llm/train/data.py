@@ -20,7 +20,6 @@ from affect_llm.schema import MAX_EXPLANATION_CHARS
 __all__ = [
     "data_licences",
     "dpo_rows",
-    "file_sha256",
     "grpo_rows",
     "load_samples",
     "explain_task",
@@ -65,14 +64,6 @@ def data_licences(path: str | Path) -> dict[str, str]:
     for s in read_samples(path):
         out.setdefault(s.dataset, str(s.meta.get("licence", "unknown")))
     return out
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def request_for(sample, closed_label_space: bool | float = False):

@@ -62,8 +62,9 @@ def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
     configure_threads(cfg.threads)
     import trl
 
+    from affect_llm.hashing import sha256_file
     from affect_llm.train.config import config_to_dict
-    from affect_llm.train.data import data_licences, file_sha256
+    from affect_llm.train.data import data_licences
     from affect_llm.train.runcard import write_run_card
 
     projector = getattr(cfg, "projector", None) if recipe == "sft" else None
@@ -118,7 +119,7 @@ def train(recipe: str, cfg, callbacks: list | None = None) -> dict[str, Any]:
         "recipe": recipe,
         "base_model": label,
         "data": data_files,
-        "data_sha256": {str(Path(f).name): file_sha256(f) for f in data_files},
+        "data_sha256": {str(Path(f).name): sha256_file(f) for f in data_files},
         "data_licences": data_licences(cfg.train_file) if cfg.train_file else {},
         "n_train_rows": len(train_ds),
         "init_adapter": cfg.init_adapter,
