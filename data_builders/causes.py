@@ -110,7 +110,6 @@ RECCON = erc_builder(
     title="RECCON",
     origin="github declare-lab/RECCON data/original_annotation/*.json",
     licence=RECCON_LICENCE,
-    splits=("train", "dev", "test"),
     dialogues=reccon_dialogues,
     options={"subset": Option("dailydialog", "which conversations", ("dailydialog", "iemocap"))},
 )
@@ -195,7 +194,6 @@ ECF = erc_builder(
     title="ECF (SemEval-2024 Task 3)",
     origin="github NUSTM/SemEval-2024_ECAC data/Subtask_1_*.json; NUSTM/MECPE data/*.txt",
     licence=ECF_LICENCE,
-    splits=("train", "dev", "test"),
     dialogues=ecf_dialogues,
     options={"version": Option(2, "2 = SemEval-2024 span-level json, 1 = ECF 1.0 txt", (1, 2))},
     named_speakers=True,

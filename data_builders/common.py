@@ -8,7 +8,6 @@ functions of those dialogues, so every dialogue corpus gets all three tasks for 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -21,8 +20,10 @@ from affect_llm.data_builders.schema import Cue, PreferencePair, Sample, Turn
 
 from affect_llm.errors import AffectError
 from affect_llm.fileio import atomic_write
+from affect_llm.hashing import sha256_file
 
 DEFAULT_WINDOW = 8
+STANDARD_SPLITS = ("train", "dev", "test")  # what most corpora ship, and the default of every builder
 """Turns of dialogue history an ERC sample carries by default (InstructERC uses a fixed window too)."""
 
 
@@ -148,14 +149,6 @@ def read_json(path: Path) -> Any:
         raise AffectError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def sha256_16(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def resolve_optional_path(value: str, base: Path) -> Path | None:
     if not value:
         return None
@@ -208,7 +201,7 @@ def make_card(
         # a table import reads one file (named by itself) or a Hugging Face dataset ("hf:NAME", no path)
         "source": str(source) if str(source).startswith("hf:") else str(source.resolve()),
         "source_files": {p.name if p == source else str(p.relative_to(source)) if p.is_relative_to(source)
-                         else str(p): sha256_16(p) for p in result.files},
+                         else str(p): sha256_file(p, 16) for p in result.files},
         "origin": builder.origin,
         "licence": builder.licence,
         "label_space": result.label_space,
@@ -300,8 +293,8 @@ class Builder:
     title: str
     origin: str
     licence: str
-    splits: tuple[str, ...]
     build: Any
+    splits: tuple[str, ...] = STANDARD_SPLITS
     options: dict[str, Option] = field(default_factory=dict)
     kind: str = "samples"  # or "pairs" (DPO prompt/chosen/rejected)
     dialogues: Any = None
@@ -321,8 +314,8 @@ def erc_builder(
     title: str,
     origin: str,
     licence: str,
-    splits: tuple[str, ...],
     dialogues: Any,
+    splits: tuple[str, ...] = STANDARD_SPLITS,
     options: dict[str, Option] | None = None,
     named_speakers: bool = False,
 ) -> Builder:

@@ -69,6 +69,5 @@ BUILDER = erc_builder(
     title="DailyDialog",
     origin="ijcnlp_dailydialog {train,validation,test}/dialogues_*.txt (Li et al. 2017)",
     licence=LICENCE,
-    splits=("train", "dev", "test"),
     dialogues=load_dialogues,
 )

@@ -67,7 +67,6 @@ BUILDER = erc_builder(
     title="EmoryNLP",
     origin="github declare-lab/MELD data/emorynlp/emorynlp_{train,dev,test}_final.csv",
     licence=LICENCE,
-    splits=("train", "dev", "test"),
     dialogues=load_dialogues,
     named_speakers=True,
 )

@@ -74,7 +74,6 @@ BUILDER = Builder(
     title="GoEmotions",
     origin="github google-research/google-research goemotions/data (copy: monologg/GoEmotions-pytorch)",
     licence=LICENCE,
-    splits=("train", "dev", "test"),
     build=build,
     options={"ekman": Option(False, "map the 27 emotions to Ekman's 6 (+ neutral)")},
 )

@@ -117,7 +117,6 @@ BUILDER = erc_builder(
     title="IEMOCAP",
     origin="USC SAIL IEMOCAP_full_release: Session*/dialog/{EmoEvaluation,transcriptions}/*.txt",
     licence=LICENCE,
-    splits=("train", "dev", "test"),
     dialogues=load_dialogues,
     options={"classes": Option("6", "protocol: 6-class or 4-class (excited → happy)", ("6", "4"))},
     named_speakers=False,

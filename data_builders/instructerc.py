@@ -102,16 +102,11 @@ def build_emotion_impact(source: Path, split: str, base: str = "meld",
                        notes=[f"base corpus: {base}; target = emotion of the next turn"])
 
 
-def _splits() -> tuple[str, ...]:
-    return ("train", "dev", "test")
-
-
 SPEAKER_ID = Builder(
     name="speaker-id",
     title="InstructERC speaker identification",
     origin="derived from a dialogue corpus (--opt base=...)",
     licence="that of the base corpus",
-    splits=_splits(),
     build=build_speaker_id,
     options={"base": Option("meld", "dialogue corpus with named speakers", NAMED_BASES),
              "window": WINDOW_OPTION},
@@ -122,7 +117,6 @@ EMOTION_IMPACT = Builder(
     title="InstructERC emotion impact prediction",
     origin="derived from a dialogue corpus (--opt base=...)",
     licence="that of the base corpus",
-    splits=_splits(),
     build=build_emotion_impact,
     options={"base": Option("meld", "dialogue corpus", ALL_BASES), "window": WINDOW_OPTION},
 )

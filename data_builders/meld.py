@@ -57,7 +57,6 @@ BUILDER = erc_builder(
     title="MELD",
     origin="github declare-lab/MELD data/MELD/{train,dev,test}_sent_emo.csv",
     licence=LICENCE,
-    splits=("train", "dev", "test"),
     dialogues=load_dialogues,
     options={"video_dir": Option("", "folder of MELD clips (diaD_uttU.mp4) to set `video` paths")},
     named_speakers=True,

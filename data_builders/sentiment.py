@@ -118,8 +118,7 @@ def make_builder(*, name: str, title: str, folder: str, origin: str, licence: st
     if scale == "mosi":
         options["binary"] = Option("non0", "2-class: non0 leaves score 0 out, has0 counts it positive",
                                    ("non0", "has0"))
-    return Builder(name=name, title=title, origin=origin, licence=licence, splits=("train", "dev", "test"),
-                   build=build, options=options)
+    return Builder(name=name, title=title, origin=origin, licence=licence, build=build, options=options)
 
 
 MOSI_METRICS = "Acc-2 (non0 / has0) with weighted F1, Acc-7, MAE and Pearson r"
