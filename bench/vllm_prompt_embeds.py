@@ -207,6 +207,38 @@ def run_server(model_path: str, items: list[dict[str, Any]], max_tokens: int, ma
     return res
 
 
+def run_engine(model_path: str, engine: dict[str, Any], jobs: dict[str, list[Any]], max_tokens: int,
+               times: dict[str, float], after: Any = None) -> tuple[dict[str, list[list[int]]], str | None]:
+    """Start an offline prompt-embeds engine, time greedy decoding of each job, run `after(llm)`, stop it.
+
+    Returns (token ids per job, the engine's one-line error or None); a refusal is a result, not a crash."""
+    from affect_llm.errors import AffectError
+    from affect_llm.projector.vllm_embeds import greedy, start_engine, stop_engine
+
+    vl: dict[str, list[list[int]]] = {}
+    error = None
+    t0 = time.perf_counter()
+    try:
+        llm = start_engine(model_path, **engine)
+    except AffectError as err:
+        llm, error = None, str(err)
+    times["vllm_start_s"] = time.perf_counter() - t0
+    if llm is not None:
+        try:
+            for key, prompts in jobs.items():
+                t1 = time.perf_counter()
+                vl[key] = greedy(llm, prompts, max_tokens)
+                times[f"vllm_{key}_s"] = time.perf_counter() - t1
+            if after is not None:
+                after(llm)
+        except AffectError as err:
+            error = str(err)
+        finally:
+            stop_engine(llm)
+    print(f"vLLM: start {times['vllm_start_s']:.0f} s; error: {error}", flush=True)
+    return vl, error
+
+
 def make_projector(model: str | None, out_dir: Path) -> Path:
     """Untrained projectors for the model (whisper + prosody, mlp, 8 tokens each, seed 0), saved to out_dir."""
     import torch
@@ -229,13 +261,7 @@ def projector_main(args: argparse.Namespace) -> None:
     import torch
 
     from affect_llm.errors import AffectError
-    from affect_llm.projector.vllm_embeds import (
-        affect_prompt_embeds,
-        export_merged,
-        greedy,
-        start_engine,
-        stop_engine,
-    )
+    from affect_llm.projector.vllm_embeds import affect_prompt_embeds, export_merged
     from affect_llm.threads import configure_threads
 
     wav = Path(args.audio)
@@ -302,26 +328,8 @@ def projector_main(args: argparse.Namespace) -> None:
 
         gc.collect()
 
-        vl: dict[str, list[list[int]]] = {}
-        error = None
         engine = {"dtype": "bfloat16", "max_model_len": args.max_model_len, "enforce_eager": args.enforce_eager}
-        t0 = time.perf_counter()
-        try:
-            llm = start_engine(str(merged), **engine)
-        except AffectError as err:
-            llm, error = None, str(err)
-        times["vllm_start_s"] = time.perf_counter() - t0
-        if llm is not None:
-            try:
-                for key, prompts_in in (("single", single), ("batched", batched)):
-                    t1 = time.perf_counter()
-                    vl[key] = greedy(llm, prompts_in, max_tokens)
-                    times[f"vllm_{key}_s"] = time.perf_counter() - t1
-            except AffectError as err:
-                error = str(err)
-            finally:
-                stop_engine(llm)
-    print(f"vLLM: start {times['vllm_start_s']:.0f} s; error: {error}", flush=True)
+        vl, error = run_engine(str(merged), engine, {"single": single, "batched": batched}, max_tokens, times)
 
     rows: list[dict[str, Any]] = []
     if vl:
@@ -380,8 +388,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from affect_llm.assets import resolve_model
-    from affect_llm.errors import AffectError
-    from affect_llm.projector.vllm_embeds import embeds_to_base64, greedy, start_engine, stop_engine
+    from affect_llm.projector.vllm_embeds import embeds_to_base64
     from affect_llm.threads import configure_threads
 
     label, path = resolve_model(args.model)
@@ -401,40 +408,26 @@ def main() -> None:
         times.update({f"hf_{dtype}_{k}_s": v for k, v in t.items()})
         print(f"transformers {dtype}: {t}", flush=True)
 
-    vl: dict[str, list[list[int]]] = {}
-    error = None
     engine = {"dtype": "bfloat16", "max_model_len": args.max_model_len, "enforce_eager": args.enforce_eager}
-    t0 = time.perf_counter()
-    try:
-        llm = start_engine(path, **engine)
-    except AffectError as err:
-        llm, error = None, str(err)
-    times["vllm_start_s"] = time.perf_counter() - t0
-    base64_roundtrip = None
-    if llm is not None:
-        try:
-            bf = {k: [it[k].to(torch.bfloat16) for it in items] for k in ("plain", "soft")}
-            jobs = {
-                "ids": [it["ids"] for it in items],
-                "plain_embeds": bf["plain"],
-                "soft_embeds": bf["soft"],
-                "soft_embeds_f32": [it["soft"] for it in items],  # engine casts when copying into its buffer
-                "soft_mixed": [{"prompt_token_ids": it["ids"], "prompt_is_token_ids": it["mask"],
-                                "prompt_embeds": e} for it, e in zip(items, bf["soft"])],
-            }
-            for key, prompts in jobs.items():
-                t1 = time.perf_counter()
-                vl[key] = greedy(llm, prompts, args.max_tokens)
-                times[f"vllm_{key}_s"] = time.perf_counter() - t1
-            from vllm.renderers.embed_utils import safe_load_prompt_embeds
+    bf = {k: [it[k].to(torch.bfloat16) for it in items] for k in ("plain", "soft")}
+    jobs = {
+        "ids": [it["ids"] for it in items],
+        "plain_embeds": bf["plain"],
+        "soft_embeds": bf["soft"],
+        "soft_embeds_f32": [it["soft"] for it in items],  # engine casts when copying into its buffer
+        "soft_mixed": [{"prompt_token_ids": it["ids"], "prompt_is_token_ids": it["mask"],
+                        "prompt_embeds": e} for it, e in zip(items, bf["soft"])],
+    }
+    roundtrip: dict[str, bool] = {}
 
-            back = safe_load_prompt_embeds(llm.llm_engine.model_config, embeds_to_base64(items[0]["soft"]))
-            base64_roundtrip = bool(back.dtype == torch.bfloat16 and torch.equal(back, bf["soft"][0]))
-        except AffectError as err:
-            error = str(err)
-        finally:
-            stop_engine(llm)
-    print(f"vLLM: start {times['vllm_start_s']:.0f} s; error: {error}", flush=True)
+    def check_base64(llm: Any) -> None:
+        from vllm.renderers.embed_utils import safe_load_prompt_embeds
+
+        back = safe_load_prompt_embeds(llm.llm_engine.model_config, embeds_to_base64(items[0]["soft"]))
+        roundtrip["equal"] = bool(back.dtype == torch.bfloat16 and torch.equal(back, bf["soft"][0]))
+
+    vl, error = run_engine(path, engine, jobs, args.max_tokens, times, after=check_base64)
+    base64_roundtrip = roundtrip.get("equal")
 
     rows: list[dict[str, Any]] = []
     compare(rows, "plain", "HF f32 ids vs HF f32 inputs_embeds", hf["float32"]["ids"], hf["float32"]["plain_embeds"])

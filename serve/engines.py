@@ -37,6 +37,7 @@ from affect_llm.serve.openai_api import (
 
 from affect_llm.backends.base import Generation, Message
 from affect_llm.errors import AffectError
+from affect_llm.extras import require
 from affect_llm.parsing import ParseError
 from affect_llm.pipeline import Explainer, ExplainRequest
 from affect_llm.schema import EmotionReport
@@ -196,10 +197,9 @@ class TransformersEngine(Engine):
                                    repetition_penalty=self.settings.repetition_penalty)
         self.model_id = base.model_id
         if self.settings.adapters:
-            try:
-                from peft import PeftModel
-            except ImportError:
-                raise AffectError("adapters need the train extra: pip install 'affect-llm[train]'") from None
+            require("train", "adapters", "peft")
+            from peft import PeftModel
+
             names = list(self.settings.adapters)
             model = PeftModel.from_pretrained(base.model, self.settings.adapters[names[0]], adapter_name=names[0])
             for n in names[1:]:

@@ -10,7 +10,7 @@ import threading
 import time
 import wave
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,21 @@ def running_server(settings: Any, engine: Any = None, *, wait_ready: bool = True
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def in_threads(fn: Callable[[int], Any], n: int) -> list[Any]:
+    """fn(0) … fn(n - 1) at the same time, one thread each (concurrent clients); the results in order."""
+    results: list[Any] = [None] * n
+
+    def go(i: int) -> None:
+        results[i] = fn(i)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def wav_bytes(seconds: float = 1.0, sr: int = 16_000, f0: float = 180.0) -> bytes:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 
 import pytest
 
-from tests._serve_util import need_serve, png_bytes, running_server, sse_events, tiny_adapter, wav_bytes
+from tests._serve_util import (
+    in_threads,
+    need_serve,
+    png_bytes,
+    running_server,
+    sse_events,
+    tiny_adapter,
+    wav_bytes,
+)
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -120,16 +127,7 @@ def test_concurrent_explains_are_batched_and_complete(server, client):
         {"text": "We won the final!", "speaker": "Ana", "context": [{"speaker": "Bo", "text": "Did you see?"}]},
         {"text": "Fine.", "free_labels": True},
     ]
-    results: list = [None] * len(bodies)
-
-    def go(i: int) -> None:
-        results[i] = client.post("/v1/affect/explain", json=bodies[i])
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(bodies))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = in_threads(lambda i: client.post("/v1/affect/explain", json=bodies[i]), len(bodies))
     for r in results:
         assert r.status_code == 200, r.text
         out = r.json()

@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 
-from tests._serve_util import need_serve, sse_events
+from tests._serve_util import in_threads, need_serve, sse_events
 from tests.conftest import default_llm_dir
 from tests.test_serve_cli import _start, _wait_for
 
@@ -54,18 +53,9 @@ def test_serve_with_the_vllm_engine(tmp_path):
         engine_pid = health.json()["engine_pid"]
         assert health.json()["engine"] == "vllm"
         with httpx.Client(base_url=url, headers=auth, timeout=300) as c:
-            results: list = [None] * 4
             texts = ["I can't believe you forgot my birthday again.", "We won the final!",
                      "My dog died this morning.", "Wait, you did what?"]
-
-            def go(i: int) -> None:
-                results[i] = c.post("/v1/affect/explain", json={"text": texts[i]})
-
-            threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            results = in_threads(lambda i: c.post("/v1/affect/explain", json={"text": texts[i]}), len(texts))
             for r in results:
                 assert r.status_code == 200, r.text
                 out = r.json()
