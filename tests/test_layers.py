@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from affect_llm import extras
 from affect_llm.backends import BACKENDS, backend_class, backend_names, make_backend
@@ -69,6 +68,7 @@ def test_unknown_backend_lists_the_choices():
 
 
 def test_extras_table_matches_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(extras.EXTRAS) == set(declared) - {"dev"}
 
