@@ -41,6 +41,19 @@ def _wait_for(lines: list[str], pattern: str, proc: subprocess.Popen, timeout: f
     raise AssertionError(f"no {pattern!r} in output:\n{''.join(lines)}")
 
 
+def _terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM; uvicorn finishes its graceful shutdown, then re-raises the signal it caught (exit status -15)."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=timeout) in (0, -signal.SIGTERM)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Leave no server behind, whatever failed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def test_serve_starts_answers_and_shuts_down_gracefully(tiny_llama_dir):
     need_serve()
     import httpx
@@ -55,13 +68,9 @@ def test_serve_starts_answers_and_shuts_down_gracefully(tiny_llama_dir):
             time.sleep(0.1)
         models = httpx.get(url + "/v1/models", headers={"Authorization": "Bearer k"})
         assert models.status_code == 200 and models.json()["data"][0]["id"] == str(tiny_llama_dir)
-        proc.send_signal(signal.SIGTERM)
-        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught (exit status -15)
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        _terminate(proc, 30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
     out = "".join(lines)
     assert "engine stopped" in out and "Application shutdown complete" in out
 
@@ -72,8 +81,7 @@ def test_serve_reports_an_engine_that_cannot_start(tmp_path):
     try:
         assert proc.wait(timeout=90) == 2
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _kill(proc)
     out = "".join(lines)
     assert "error: engine failed to start" in out and "missing-model" in out and "Traceback" not in out
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ import pytest
 
 from tests._serve_util import in_threads, need_serve, sse_events
 from tests.conftest import default_llm_dir
-from tests.test_serve_cli import _start, _wait_for
+from tests.test_serve_cli import _kill, _start, _terminate, _wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -79,12 +78,9 @@ def test_serve_with_the_vllm_engine(tmp_path):
             assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "engine_rejected"
             metrics = c.get("/metrics").text
             assert "affect_engine_ready 1.0" in metrics and "vllm:" in metrics
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        _terminate(proc, 60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
     with pytest.raises(ProcessLookupError):  # the engine's whole process group is gone
         os.killpg(engine_pid, 0)
     assert "engine stopped" in "".join(lines)
