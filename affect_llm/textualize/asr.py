@@ -24,11 +24,13 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from affect_llm.errors import AffectError, lookup
+from affect_llm.extras import install_hint, is_available, require
 from affect_llm.textualize import asr_quality
 
 DEFAULT_ASSET = "whisper-base"  # multilingual: what `textualize` uses
@@ -100,18 +102,15 @@ def resolve_model(model: str | Path | None) -> Path:
 
 def whisper_languages() -> tuple[str, ...]:
     """The ISO 639-1 codes Whisper knows (99 + 'yue'), without loading a model."""
-    try:
+    if is_available("faster_whisper"):
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         return tuple(_LANGUAGE_CODES)
-    except ImportError:
-        pass
-    try:
+    if is_available("whisper"):
         from whisper.tokenizer import LANGUAGES
 
         return tuple(LANGUAGES)
-    except ImportError:
-        raise AffectError("ASR needs faster-whisper: pip install 'affect-llm[speech]'") from None
+    raise AffectError(f"ASR needs faster_whisper: {install_hint('speech')}")
 
 
 def check_language(language: str | None) -> str | None:
@@ -150,10 +149,10 @@ def _cached(backend: str, path: Path, make: Callable[[], object]) -> object:
 
 def speech_chunks(audio: np.ndarray) -> list[dict[str, int]] | None:
     """Silero VAD speech spans (sample offsets), or None when faster-whisper (which ships it) is absent."""
-    try:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-    except ImportError:
+    if not is_available("faster_whisper"):
         return None
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
     return list(get_speech_timestamps(audio, VadOptions()))
 
 
@@ -199,32 +198,20 @@ def _fw_options(tokenizer, beam_size: int, model_cls):
 
 
 def _faster_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str | None) -> Transcript:
-    try:
-        import ctranslate2
-        from faster_whisper import WhisperModel
-        from faster_whisper.tokenizer import Tokenizer
-    except ImportError:
-        raise AffectError("ASR backend 'faster-whisper' is not installed: pip install 'affect-llm[speech]'") from None
+    require("speech", "ASR backend 'faster-whisper'", ("ctranslate2", "faster_whisper"))
+    import ctranslate2
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+
     m = _cached(
         "faster-whisper",
         path,
         lambda: WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=_threads(), num_workers=1),
     )
-    base = Transcript(text="", backend="faster-whisper", model=path.name, language=language,
-                      language_source="given" if language else "detected")
-    chunks = speech_chunks(audio)
-    if chunks is not None and not chunks:
-        return base.model_copy(update={"reliable": False, "issue": "no speech found (voice activity detection)",
-                                       "speech_seconds": 0.0})
-    speech = np.concatenate([audio[c["start"] : c["end"]] for c in chunks]) if chunks else audio
-    base.speech_seconds = round(len(speech) / SAMPLE_RATE, 3)
     multilingual = bool(m.model.is_multilingual)  # type: ignore[attr-defined]
-    if not multilingual and language not in (None, "en"):
-        return base.model_copy(update={"reliable": False, "issue": f"language {language!r} is not supported by the "
-                                       f"English-only model {path.name}; use the multilingual whisper-base"})
-    if not multilingual and language is None:
-        return base.model_copy(update={"reliable": False, "issue": f"the English-only model {path.name} cannot tell "
-                                       "the spoken language; pass --language en if the speech is English"})
+    base, speech, chunks = _start("faster-whisper", audio, path, language, multilingual)
+    if speech is None:
+        return base
     # One encoder pass on the speech (plus 1 s of silence), shared by language detection and decoding.
     frames = _encoder_frames(len(speech))
     padded = np.zeros(max(frames * HOP, len(speech)), np.float32)
@@ -233,33 +220,71 @@ def _faster_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str
     enc = m.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None])))  # type: ignore[attr-defined]
     if multilingual and language is None:
         top = [(tok[2:-2], float(p)) for tok, p in m.model.detect_language(enc)[0]]  # type: ignore[attr-defined]
-        language, prob = top[0]
-        issue = asr_quality.language_issue(language, prob, top)
-        base = base.model_copy(update={"language": language, "language_probability": round(prob, 3)})
-        if issue:
-            return base.model_copy(update={"language": None, "reliable": False, "issue": issue})
-    issue = asr_quality.unsupported_language(language or "en", path.name)
-    if issue:  # the language gate: no decoding for text we would withhold anyway
-        return base.model_copy(update={"reliable": False, "issue": issue})
+        base = _with_language(base, top)
+    early = _language_gate(base, path.name)
+    if early is not None:
+        return early
+    language = base.language
     tok = Tokenizer(m.hf_tokenizer, multilingual, task="transcribe", language=language or "en")  # type: ignore[attr-defined]
     opts = _fw_options(tok, beam_size, WhisperModel)
     full = m.feature_extractor(speech)  # type: ignore[attr-defined]
-    segments = list(m.generate_segments(full, tok, opts, False, enc))  # type: ignore[attr-defined]
-    words = [Word(word=w.word.strip(), start=float(w.start), end=float(w.end), probability=float(w.probability))
-             for s in segments for w in (s.words or [])]
-    n_tok = [max(1, len(s.tokens)) for s in segments]
-    signals = asr_quality.Signals(
-        avg_logprob=round(float(np.average([s.avg_logprob for s in segments], weights=n_tok)), 3) if segments else None,
-        no_speech_prob=round(max(float(s.no_speech_prob) for s in segments), 3) if segments else None,
-        chars_per_second=asr_quality.chars_per_second([(s.text, float(s.start), float(s.end)) for s in segments]),
-    )
-    text = "".join(s.text for s in segments).strip()
-    return _finish(base, text, _restore_times(words, chunks), signals)
+    segments = [dataclasses.asdict(s) for s in m.generate_segments(full, tok, opts, False, enc)]  # type: ignore[attr-defined]
+    return _finish(base, "".join(s["text"] for s in segments), segments, chunks)
 
 
-def _finish(base: Transcript, text: str, words: list[Word], signals: asr_quality.Signals) -> Transcript:
+def _start(backend: str, audio: np.ndarray, path: Path, language: str | None,
+           multilingual: bool) -> tuple[Transcript, np.ndarray | None, list[dict[str, int]] | None]:
+    """(transcript so far, speech to decode, VAD chunks); speech is None when there is nothing to decode
+    (no speech found, or an English-only model asked for another language or to detect one)."""
+    base = Transcript(text="", backend=backend, model=path.name, language=language,
+                      language_source="given" if language else "detected")
+    chunks = speech_chunks(audio)
+    if chunks is not None and not chunks:
+        return base.model_copy(update={"reliable": False, "issue": "no speech found (voice activity detection)",
+                                       "speech_seconds": 0.0}), None, chunks
+    speech = (np.concatenate([audio[c["start"] : c["end"]] for c in chunks]) if chunks else audio).astype(
+        np.float32, copy=False)
+    base.speech_seconds = round(len(speech) / SAMPLE_RATE, 3)
+    if not multilingual and language not in (None, "en"):
+        return base.model_copy(update={"reliable": False, "issue": f"language {language!r} is not supported by the "
+                                       f"English-only model {path.name}; use the multilingual whisper-base"}), None, chunks
+    if not multilingual and language is None:
+        return base.model_copy(update={"reliable": False, "issue": f"the English-only model {path.name} cannot tell "
+                                       "the spoken language; pass --language en if the speech is English"}), None, chunks
+    return base, speech, chunks
+
+
+def _with_language(base: Transcript, top: list[tuple[str, float]]) -> Transcript:
+    """`base` with the detected language (`top`: code, probability, best first); unsure = unreliable."""
+    language, prob = top[0]
+    issue = asr_quality.language_issue(language, prob, top)
+    base = base.model_copy(update={"language": language, "language_probability": round(prob, 3)})
+    return base.model_copy(update={"language": None, "reliable": False, "issue": issue}) if issue else base
+
+
+def _language_gate(base: Transcript, model_name: str) -> Transcript | None:
+    """The transcript to return undecoded (unsure detection, or a language we would withhold), else None."""
+    if not base.reliable:
+        return base
+    issue = asr_quality.unsupported_language(base.language or "en", model_name)
+    return base.model_copy(update={"reliable": False, "issue": issue}) if issue else None
+
+
+def _finish(base: Transcript, text: str, segments: list[dict[str, Any]],
+            chunks: list[dict[str, int]] | None) -> Transcript:
+    """The transcript from decoded segments (both backends' segments as dicts of the same fields)."""
+    text = text.strip()
+    words = [Word(word=w["word"].strip(), start=float(w["start"]), end=float(w["end"]),
+                  probability=float(w["probability"])) for s in segments for w in (s.get("words") or [])]
+    n_tok = [max(1, len(s["tokens"])) for s in segments]
     cr = round(asr_quality.compression_ratio(text), 3) if text else None
-    signals = dataclasses.replace(signals, compression_ratio=cr)
+    signals = asr_quality.Signals(
+        avg_logprob=round(float(np.average([s["avg_logprob"] for s in segments], weights=n_tok)), 3) if segments else None,
+        no_speech_prob=round(max(float(s["no_speech_prob"]) for s in segments), 3) if segments else None,
+        chars_per_second=asr_quality.chars_per_second([(s["text"], float(s["start"]), float(s["end"])) for s in segments]),
+        compression_ratio=cr,
+    )
+    words = _restore_times(words, chunks)
     issue = asr_quality.transcript_issue(text, signals)
     return base.model_copy(update={
         "text": text, "words": words, "reliable": issue is None, "issue": issue,
@@ -271,47 +296,32 @@ def _finish(base: Transcript, text: str, words: list[Word], signals: asr_quality
 
 
 def _openai_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str | None) -> Transcript:
-    try:
-        import torch
-        import whisper
-    except ImportError:
-        raise AffectError("ASR backend 'openai-whisper' is not installed: pip install 'affect-llm[whisper]'") from None
+    require("whisper", "ASR backend 'openai-whisper'", ("torch", "whisper"))
+    import torch
+    import whisper
+
     from affect_llm.assets import cache_dir
-    from affect_llm.threads import configure_threads
     from affect_llm.textualize.whisper_convert import load_openai_whisper
+    from affect_llm.threads import configure_threads
 
     # Re-pinned on every call (configure_threads re-applies): openai-whisper's word timing (numba)
     # resets torch to all cores, which on a busy 2-CPU host made decoding 3x slower in CPU time.
     configure_threads()
     m = _cached("openai-whisper", path, lambda: load_openai_whisper(path, cache_dir() / "converted"))
-    base = Transcript(text="", backend="openai-whisper", model=path.name, language=language,
-                      language_source="given" if language else "detected")
-    chunks = speech_chunks(audio)
-    if chunks is not None and not chunks:
-        return base.model_copy(update={"reliable": False, "issue": "no speech found (voice activity detection)",
-                                       "speech_seconds": 0.0})
-    speech = (np.concatenate([audio[c["start"] : c["end"]] for c in chunks]) if chunks else audio).astype(np.float32)
-    base.speech_seconds = round(len(speech) / SAMPLE_RATE, 3)
     multilingual = bool(m.is_multilingual)  # type: ignore[attr-defined]
-    if not multilingual and language not in (None, "en"):
-        return base.model_copy(update={"reliable": False, "issue": f"language {language!r} is not supported by the "
-                                       f"English-only model {path.name}; use the multilingual whisper-base"})
-    if not multilingual and language is None:
-        return base.model_copy(update={"reliable": False, "issue": f"the English-only model {path.name} cannot tell "
-                                       "the spoken language; pass --language en if the speech is English"})
+    base, speech, chunks = _start("openai-whisper", audio, path, language, multilingual)
+    if speech is None:
+        return base
     if multilingual and language is None:
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(speech), n_mels=m.dims.n_mels)  # type: ignore[attr-defined]
         with torch.inference_mode():
             _, probs = m.detect_language(mel)  # type: ignore[attr-defined]
         top = sorted(((k, float(v)) for k, v in probs.items()), key=lambda kv: -kv[1])
-        language, prob = top[0]
-        issue = asr_quality.language_issue(language, prob, top)
-        base = base.model_copy(update={"language": language, "language_probability": round(prob, 3)})
-        if issue:
-            return base.model_copy(update={"language": None, "reliable": False, "issue": issue})
-    issue = asr_quality.unsupported_language(language or "en", path.name)
-    if issue:
-        return base.model_copy(update={"reliable": False, "issue": issue})
+        base = _with_language(base, top)
+    early = _language_gate(base, path.name)
+    if early is not None:  # no decoding for text we would withhold anyway
+        return early
+    language = base.language
     result = whisper.transcribe(
         m, speech,  # an array, so openai-whisper never calls the ffmpeg binary
         language=language or "en", task="transcribe",
@@ -319,16 +329,7 @@ def _openai_whisper(audio: np.ndarray, path: Path, beam_size: int, language: str
         temperature=(0.0,), compression_ratio_threshold=None, logprob_threshold=None, no_speech_threshold=None,
         word_timestamps=True, condition_on_previous_text=False, fp16=False, verbose=None,
     )
-    segs = result["segments"]
-    words = [Word(word=w["word"].strip(), start=float(w["start"]), end=float(w["end"]), probability=float(w["probability"]))
-             for seg in segs for w in seg.get("words", [])]
-    n_tok = [max(1, len(s["tokens"])) for s in segs]
-    signals = asr_quality.Signals(
-        avg_logprob=round(float(np.average([s["avg_logprob"] for s in segs], weights=n_tok)), 3) if segs else None,
-        no_speech_prob=round(max(float(s["no_speech_prob"]) for s in segs), 3) if segs else None,
-        chars_per_second=asr_quality.chars_per_second([(s["text"], float(s["start"]), float(s["end"])) for s in segs]),
-    )
-    return _finish(base, result["text"].strip(), _restore_times(words, chunks), signals)
+    return _finish(base, result["text"], result["segments"], chunks)
 
 
 BACKENDS: dict[str, Callable[..., Transcript]] = {

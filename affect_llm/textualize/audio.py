@@ -8,11 +8,15 @@ of a video). Both are optional (`affect-llm[speech]`); neither needs an `ffmpeg`
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import is_available, require
 
 SAMPLE_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0
@@ -84,21 +88,27 @@ class _UseAv(Exception):
     """libsndfile does not know the container; try FFmpeg."""
 
 
-def _decode_av(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
-    try:
-        import av
-    except ImportError:
-        raise AffectError(
-            f"{path}: this format needs PyAV; install it with: pip install 'affect-llm[speech]'"
-        ) from None
+@contextmanager
+def av_stream(path: Path, kind: Literal["audio", "video"]) -> Iterator[tuple[Any, Any]]:
+    """(container, its first `kind` stream), opened with PyAV and closed on exit; one-line errors."""
+    import av
+
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
-        raise AffectError(f"{path}: cannot open audio ({err})") from None
+        raise AffectError(f"{path}: cannot open {kind} ({err})") from None
     with container:
-        if not container.streams.audio:
-            raise AffectError(f"{path}: no audio stream in this file")
-        stream = container.streams.audio[0]
+        streams = getattr(container.streams, kind)
+        if not streams:
+            raise AffectError(f"{path}: no {kind} stream in this file")
+        yield container, streams[0]
+
+
+def _decode_av(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+    require("speech", f"{path}: this format (FFmpeg decoding)", "av")
+    import av
+
+    with av_stream(path, "audio") as (container, stream):
         if stream.duration is not None and stream.time_base is not None:
             secs = float(stream.duration * stream.time_base)
             if secs > max_seconds:
@@ -139,16 +149,11 @@ def load_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> np
         raise AffectError(f"max_seconds must be a positive number, got {max_seconds}")
     y: np.ndarray | None = None
     sr = SAMPLE_RATE
-    if path.suffix.lower() in _SNDFILE_SUFFIXES:
+    if path.suffix.lower() in _SNDFILE_SUFFIXES and is_available("soundfile"):
         try:
-            import soundfile  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            try:
-                y, sr = _decode_soundfile(path, max_seconds)
-            except _UseAv:
-                y = None
+            y, sr = _decode_soundfile(path, max_seconds)
+        except _UseAv:
+            y = None
     if y is None:
         y, sr = _decode_av(path, max_seconds)
     return check_audio(_resample(y, sr), str(path), max_seconds)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import is_available
 from affect_llm.schema import Cue
 from affect_llm.textualize.audio import DEFAULT_MAX_SECONDS
 from affect_llm.textualize.prosody import ProsodyFeatures
@@ -160,10 +161,10 @@ def _speech_iter(
 
 
 def _video_has_audio(path: Path) -> bool:
-    try:
-        import av
-    except ImportError:
+    if not is_available("av"):
         return False
+    import av
+
     try:
         with av.open(str(path)) as c:
             return bool(c.streams.audio)
@@ -225,6 +226,11 @@ def iter_textualize(
 ) -> Iterator[TextualizedInput | FailedInput]:
     """Yield one result per input, in order (audio, video, image, text), each as soon as it is ready.
 
+    reference: "auto" compares each audio clip with the speaker's other clips when several are given
+    (all `audio` inputs are taken as one speaker) or with `reference_audio`, else with population norms.
+    asr_backend: faster-whisper | openai-whisper | none; asr_model: CTranslate2 Whisper folder or ASR
+    asset name (default multilingual `whisper-base`); language: ISO 639-1 code to skip detection.
+    video_audio: also run speech cues on a video's sound track.
     keep_going: an input that raises `AffectError` (unreadable, truncated, too long, silent …) becomes a
     `FailedInput` in its place and the rest go on; otherwise the first one raises. Option errors
     (unknown backend, language, reference) always raise before any work.
@@ -319,35 +325,14 @@ def textualize_inputs(
     video: Sequence[str | Path] = (),
     image: Sequence[str | Path] = (),
     text: str | Sequence[str] | None = None,
-    *,
-    reference: str = "auto",
-    reference_audio: Sequence[str | Path] = (),
-    asr_backend: str = "faster-whisper",
-    asr_model: str | Path | None = None,
-    language: str | None = None,
-    beam_size: int | None = None,
-    face_model: str | Path | None = None,
-    fps: float = 5.0,
-    max_seconds: float = DEFAULT_MAX_SECONDS,
-    praat: bool | None = None,
-    nrc_path: str | Path | None = None,
-    video_audio: bool = True,
+    **options: Any,
 ) -> list[TextualizedInput]:
     """Textualize every input, in order (audio, video, image, text); the first bad input raises.
 
-    reference: "auto" compares each audio clip with the speaker's other clips when several are given
-    (all `audio` inputs are taken as one speaker) or with `reference_audio`, else with population norms.
-    asr_backend: faster-whisper | openai-whisper | none; asr_model: CTranslate2 Whisper folder or ASR
-    asset name (default multilingual `whisper-base`); language: ISO 639-1 code to skip detection.
-    video_audio: also run speech cues on a video's sound track. Raises `AffectError` for unreadable
-    inputs; a face-less image is a cue-less result.
+    `options` are `iter_textualize`'s (one list of names and defaults, documented there) except
+    `keep_going`: a list has no place for a failed input. Raises `AffectError` for unreadable inputs; a
+    face-less image is a cue-less result.
     """
-    return [
-        r  # type: ignore[misc]  # keep_going=False never yields FailedInput
-        for r in iter_textualize(
-            audio, video, image, text, reference=reference, reference_audio=reference_audio,
-            asr_backend=asr_backend, asr_model=asr_model, language=language, beam_size=beam_size,
-            face_model=face_model, fps=fps,
-            max_seconds=max_seconds, praat=praat, nrc_path=nrc_path, video_audio=video_audio,
-        )
-    ]
+    if "keep_going" in options:
+        raise TypeError("textualize_inputs() raises on the first bad input; use iter_textualize(keep_going=True)")
+    return list(iter_textualize(audio, video, image, text, **options))  # type: ignore[arg-type]

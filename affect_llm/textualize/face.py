@@ -30,11 +30,12 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from affect_llm.errors import AffectError
+from affect_llm.extras import require
 from affect_llm.schema import Cue
+from affect_llm.textualize.audio import DEFAULT_MAX_SECONDS, av_stream
 
 FACE_ASSET = "face-landmarker"
 DEFAULT_FPS = 5.0
-DEFAULT_MAX_SECONDS = 600.0
 SMALL_FACE = 0.25  # face box narrower than this fraction of the frame -> re-read from an upscaled crop
 CROP_SIDE = 512  # crops are scaled so their longer side is this many pixels
 # Tile sizes (fractions of the frame, half-overlapping) tried when the whole frame shows no face. The
@@ -90,16 +91,6 @@ class FaceSummary(BaseModel):
     head_pose_sd: dict[str, float] = Field(default_factory=dict)
 
 
-def face_available() -> bool:
-    try:
-        import av  # noqa: F401
-        import mediapipe  # noqa: F401
-        import PIL  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 _LOCK = threading.Lock()
 _LANDMARKERS: dict[str, object] = {}
 
@@ -117,8 +108,7 @@ atexit.register(_close_all)
 
 def _landmarker(model: str | Path | None, strict: bool = False):
     """The process-wide landmarker for `model`; `strict` demands surer detections (tile search)."""
-    if not face_available():
-        raise AffectError("face cues need mediapipe, av and pillow: pip install 'affect-llm[face]'")
+    require("face", "face cues")
     if model is None:
         from affect_llm.assets import asset_path
 
@@ -274,14 +264,7 @@ def iter_video_frames(path: str | Path, fps: float = DEFAULT_FPS, max_seconds: f
     if fps <= 0:
         raise AffectError(f"--fps must be positive, got {fps}")
     last_slot = -1
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise AffectError(f"{path}: cannot open video ({err})") from None
-    with container:
-        if not container.streams.video:
-            raise AffectError(f"{path}: no video stream in this file")
-        stream = container.streams.video[0]
+    with av_stream(path, "video") as (container, stream):
         try:
             for frame in container.decode(stream):
                 t = float(frame.time) if frame.time is not None else (last_slot + 1) / fps

@@ -16,7 +16,6 @@ on keys adds the same score to every key of a query, which softmax ignores.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from affect_llm.errors import AffectError
+from affect_llm.hashing import sha256_file
 
 SUPPORTED_BINARY_VERSIONS = (6,)
 _DTYPES: dict[int, Any] = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -129,26 +129,27 @@ def ct2_to_openai_whisper(path: str | Path) -> tuple[dict[str, int], dict[str, n
             if name != "key":
                 sd[f"{dst_prefix}.{name}.bias"] = b[i * n_state : (i + 1) * n_state]
 
-    for conv in ("conv1", "conv2"):
-        linear(f"encoder.{conv}", f"encoder/{conv}")
-    sd["encoder.positional_embedding"] = f32("encoder/position_encodings/encodings")
-    for i in range(n_audio_layer):
-        src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
+    def block(dst: str, src: str) -> None:
+        """Self-attention and MLP, which encoder and decoder layers share."""
         split(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
         linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
         norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
         linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
         linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
         norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
+
+    for conv in ("conv1", "conv2"):
+        linear(f"encoder.{conv}", f"encoder/{conv}")
+    sd["encoder.positional_embedding"] = f32("encoder/position_encodings/encodings")
+    for i in range(n_audio_layer):
+        block(f"encoder.blocks.{i}", f"encoder/layer_{i}")
     norm("encoder.ln_post", "encoder/layer_norm")
 
     sd["decoder.token_embedding.weight"] = f32("decoder/embeddings/weight")
     sd["decoder.positional_embedding"] = f32("decoder/position_encodings/encodings")
     for i in range(n_text_layer):
         src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        split(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
+        block(dst, src)
         linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
         w, b = f32(f"{src}/attention/linear_1/weight"), f32(f"{src}/attention/linear_1/bias")
         sd[f"{dst}.cross_attn.key.weight"] = w[:n_state]
@@ -156,19 +157,8 @@ def ct2_to_openai_whisper(path: str | Path) -> tuple[dict[str, int], dict[str, n
         sd[f"{dst}.cross_attn.value.bias"] = b[n_state:]
         linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
         norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
     norm("decoder.ln", "decoder/layer_norm")
     return dims, sd
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def converted_checkpoint(model_dir: str | Path, cache_dir: str | Path) -> Path:
@@ -182,7 +172,7 @@ def converted_checkpoint(model_dir: str | Path, cache_dir: str | Path) -> Path:
     model_bin = Path(model_dir) / "model.bin"
     if not model_bin.is_file():
         raise AffectError(f"{model_dir}: no CTranslate2 model.bin here")
-    key = _file_digest(model_bin)[:16]
+    key = sha256_file(model_bin, 16)
     cache_dir = Path(cache_dir)
     out = cache_dir / f"openai-whisper-{key}-v{CONVERTER_VERSION}.pt"
     if out.is_file():
