@@ -7,19 +7,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from affect_llm.errors import AffectError
+from affect_llm.errors import AffectError, describe_validation
 from affect_llm.schema import Turn
 
 
 def read_text_file(path: Path, what: str = "file") -> str:
-    if not path.exists():
-        raise AffectError(f"{what} not found: {path}")
-    if not path.is_file():
-        raise AffectError(f"{what} is not a file: {path}")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise AffectError(f"{what} {path} is not UTF-8 text (byte {err.start})") from None
+    from affect_llm.fileio import read_text
+
+    return read_text(path, what)
 
 
 def read_context(path: Path) -> list[Turn]:
@@ -37,9 +32,8 @@ def read_context(path: Path) -> list[Turn]:
         try:
             turns.append(Turn(**obj))
         except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "line"
-            raise AffectError(f"{path}:{lineno}: {field}: {first['msg']}") from None
+            field, msg = describe_validation(err)
+            raise AffectError(f"{path}:{lineno}: {field or 'line'}: {msg}") from None
     if not turns:
         raise AffectError(f"context file {path} holds no dialogue turns")
     return turns

@@ -89,9 +89,10 @@ def request_from(**fields: Any) -> ExplainRequest:
     try:
         return ExplainRequest(**fields)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise AffectError(f"invalid input: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        from affect_llm.errors import describe_validation
+
+        where, msg = describe_validation(err)
+        raise AffectError(f"invalid input: {where or 'request'}: {msg}") from None
 
 
 @dataclass

@@ -283,7 +283,16 @@ class DemoIndex:
         if not mpath.is_file():
             raise AffectError(f"{path} is not a demonstration index (no {MANIFEST}); build one with "
                               "`affect-llm index build`")
-        manifest = json.loads(mpath.read_text())
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise TypeError("not a JSON object")
+        except (ValueError, TypeError, OSError) as err:
+            raise AffectError(f"{mpath} is damaged ({err}); rebuild the index with `affect-llm index build`") from None
+        missing = [k for k in ("data_sha256", "embedding_model", "embedding_fingerprint", "dim", "count")
+                   if k not in manifest]
+        if missing and manifest.get("format") == INDEX_FORMAT:
+            raise AffectError(f"{mpath} is damaged (no {', '.join(missing)}); rebuild the index")
         if manifest.get("format") != INDEX_FORMAT:
             raise AffectError(f"{path}: index format {manifest.get('format')} is not supported "
                               f"(expected {INDEX_FORMAT}); rebuild it")
@@ -298,7 +307,11 @@ class DemoIndex:
                 f"{embedder.model_id!r} (fingerprint {embedder.fingerprint}, dim {embedder.dim}); "
                 "rebuild the index with that model or load it with the original one"
             )
-        index = faiss.read_index(str(path / INDEX_FILE))
+        try:
+            index = faiss.read_index(str(path / INDEX_FILE))
+        except RuntimeError as err:  # faiss reports a missing or truncated file as a RuntimeError
+            why = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
+            raise AffectError(f"{path / INDEX_FILE} is damaged or truncated ({why[:160]}); rebuild the index") from None
         samples = read_samples(path / SAMPLES_FILE)
         if index.ntotal != len(samples) or len(samples) != manifest["count"]:
             raise AffectError(f"{path}: index has {index.ntotal} vectors but {len(samples)} samples; rebuild it")

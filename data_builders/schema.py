@@ -122,32 +122,20 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _describe(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"]
-    where = f"field {loc!r}: " if loc else ""
-    more = err.error_count() - 1
-    return f"{where}{msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+    from affect_llm.errors import validation_text
+
+    return validation_text(err)
 
 
 def _iter_jsonl(path: str | os.PathLike[str], model: type[M]) -> Iterator[M]:
+    from affect_llm.fileio import iter_jsonl
+
     p = Path(path)
-    if not p.is_file():
-        raise AffectError(f"{p}: no such file")
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AffectError(f"{p}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise AffectError(f"{p}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            try:
-                yield model.model_validate(obj)
-            except ValidationError as e:
-                raise AffectError(f"{p}:{lineno}: {_describe(e)}") from None
+    for lineno, obj in iter_jsonl(p, "JSONL file"):
+        try:
+            yield model.model_validate(obj)
+        except ValidationError as e:
+            raise AffectError(f"{p}:{lineno}: {_describe(e)}") from None
 
 
 def iter_samples(path: str | os.PathLike[str]) -> Iterator[Sample]:
@@ -177,6 +165,9 @@ def _write_jsonl(path: str | os.PathLike[str], records: Iterable[BaseModel | dic
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     n = 0
     try:
+        from affect_llm.fileio import _umask
+
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; data files read like any other
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for n, rec in enumerate(records, start=1):
                 if not isinstance(rec, model):

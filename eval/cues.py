@@ -212,13 +212,10 @@ def read_cue_file(path: str | Path, role: str) -> dict[str, dict[str, Any]]:
     an "error" and no explanation is an empty prediction.
     """
     gold = role == "gold"
+    from affect_llm.fileio import read_text
+
     p = Path(path)
-    if not p.is_file():
-        raise AffectError(f"{role} file {p}: no such file")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise AffectError(f"{role} file {p}: not UTF-8 text") from None
+    lines = read_text(p, f"{role} file").splitlines()
     out: dict[str, dict[str, Any]] = {}
     fields = _GOLD_TEXT if gold else _PRED_TEXT
     for lineno, line in enumerate(lines, start=1):

@@ -19,11 +19,12 @@ from affect_llm.errors import AffectError
 
 def read_label_file(path: str | os.PathLike[str], role: str = "gold") -> dict[str, list[str]]:
     """id → label list, in file order. Blank lines are skipped; duplicate ids are an error."""
+    from affect_llm.fileio import read_text
+
     p = Path(path)
-    if not p.is_file():
-        raise AffectError(f"{role} file {p}: no such file")
+    text = read_text(p, f"{role} file")
     with gc_paused():
-        return _read(p, p.read_text(encoding="utf-8").splitlines())
+        return _read(p, text.splitlines())
 
 
 def _read(p: Path, raw: list[str]) -> dict[str, list[str]]:

@@ -29,7 +29,7 @@ from affect_llm.eval.metrics import Context, Example, compute, get_metric
 from affect_llm.eval.report import atomic_write, markdown_report, plot_confusion, plot_wheels, write_json
 from affect_llm.eval.suite import Suite
 
-from affect_llm.errors import AffectError
+from affect_llm.errors import AffectError, validation_text
 from affect_llm.hashing import sha256_file as _file_sha256
 from affect_llm.schema import EmotionReport, Turn
 
@@ -75,48 +75,47 @@ def load_items(path: str | os.PathLike[str], limit: int | None = None) -> list[E
     the canonical format are ignored); every problem names the file and line."""
     from pydantic import ValidationError
 
+    from affect_llm.fileio import iter_lines
+
     p = Path(path)
-    if not p.is_file():
-        raise AffectError(f"dataset {p}: no such file")
     items: list[EvalItem] = []
     seen: dict[str, int] = {}
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            if limit is not None and len(items) >= limit:
-                break
-            where = f"{p}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AffectError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise AffectError(f"{where}: expected a JSON object")
-            sid, text, labels = obj.get("id"), obj.get("text", ""), obj.get("labels")
-            if not isinstance(sid, str) or not sid:
-                raise AffectError(f"{where}: field 'id' must be a non-empty string")
-            if sid in seen:
-                raise AffectError(f"{where}: duplicate id {sid!r} (first on line {seen[sid]})")
-            seen[sid] = lineno
-            if not isinstance(text, str) or not text.strip():
-                raise AffectError(f"{where}: field 'text' must be a non-empty string (this runner scores text and dialogue samples)")
-            if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-                raise AffectError(f"{where}: field 'labels' must be a list of strings")
-            try:
-                context = tuple(Turn.model_validate(t) for t in obj.get("context") or [])
-            except ValidationError as e:
-                raise AffectError(f"{where}: field 'context': {e.errors()[0]['msg']}") from None
-            speaker, space = obj.get("speaker"), obj.get("label_space")
-            if speaker is not None and not isinstance(speaker, str):
-                raise AffectError(f"{where}: field 'speaker' must be a string or null")
-            if space is not None and not isinstance(space, str):
-                raise AffectError(f"{where}: field 'label_space' must be a label-space name or null")
-            meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-            items.append(EvalItem(sid, text, tuple(labels), context, speaker, space,
-                                  str(obj.get("dataset") or "eval"), str(obj.get("split") or "eval"),
-                                  tuple(sorted(meta.items())),
-                                  obj.get("description") if isinstance(obj.get("description"), str) else None))
+    for lineno, line in iter_lines(p, "dataset"):
+        if not line.strip():
+            continue
+        if limit is not None and len(items) >= limit:
+            break
+        where = f"{p}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise AffectError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise AffectError(f"{where}: expected a JSON object")
+        sid, text, labels = obj.get("id"), obj.get("text", ""), obj.get("labels")
+        if not isinstance(sid, str) or not sid:
+            raise AffectError(f"{where}: field 'id' must be a non-empty string")
+        if sid in seen:
+            raise AffectError(f"{where}: duplicate id {sid!r} (first on line {seen[sid]})")
+        seen[sid] = lineno
+        if not isinstance(text, str) or not text.strip():
+            raise AffectError(f"{where}: field 'text' must be a non-empty string (this runner scores text and dialogue samples)")
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise AffectError(f"{where}: field 'labels' must be a list of strings")
+        try:
+            context = tuple(Turn.model_validate(t) for t in obj.get("context") or [])
+        except ValidationError as e:
+            raise AffectError(f"{where}: {validation_text(e, prefix='context')}") from None
+        speaker, space = obj.get("speaker"), obj.get("label_space")
+        if speaker is not None and not isinstance(speaker, str):
+            raise AffectError(f"{where}: field 'speaker' must be a string or null")
+        if space is not None and not isinstance(space, str):
+            raise AffectError(f"{where}: field 'label_space' must be a label-space name or null")
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        items.append(EvalItem(sid, text, tuple(labels), context, speaker, space,
+                              str(obj.get("dataset") or "eval"), str(obj.get("split") or "eval"),
+                              tuple(sorted(meta.items())),
+                              obj.get("description") if isinstance(obj.get("description"), str) else None))
     if not items:
         raise AffectError(f"dataset {p} has no samples")
     return items
@@ -188,9 +187,7 @@ class EvalRunner:
         self.label_space = resolve_label_space(suite, self.items)
         self.batch_size, self.plots, self.progress = batch_size, plots, progress
         self.provenance = provenance or {}
-        if suite.task == "closed" and any(not it.labels for it in self.items):
-            bad = next(it.id for it in self.items if not it.labels)
-            raise AffectError(f"closed task: sample {bad!r} has no gold label")
+        check_data(suite, self.items)
         if plots:
             _require_matplotlib()
 
@@ -215,9 +212,13 @@ class EvalRunner:
         k: int = 0,
         label_model: str | None = "default",
     ) -> EvalRunner:
-        """Validate the suite and data first (cheap), then load the model behind `Explainer`."""
+        """Validate the suite, the data and the run folder first (cheap), then load the model behind `Explainer`."""
+        from affect_llm.fileio import check_output_dir
+
         items = cls.prepare(suite)
         resolve_label_space(suite, items)
+        check_data(suite, items)
+        check_output_dir(Path(out_dir), inputs=[Path(suite.data)] if suite.data else [])
         if plots:
             _require_matplotlib()
         from affect_llm.pipeline import Explainer
@@ -241,7 +242,21 @@ class EvalRunner:
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """The whole run. A fresh folder that fails before its first answer is removed again, so a
+        failed start leaves no half-written run behind; an interrupted run keeps its answers (rerun
+        the same command to resume)."""
+        fresh = not self.out.exists() or (self.out.is_dir() and not any(self.out.iterdir()))
         self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run()
+        except BaseException:
+            if fresh and not self.predictions_path.is_file():
+                import shutil
+
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
+
+    def _run(self) -> RunResult:
         described = self.explainer.describe()
         fingerprint = _fingerprint({"explainer": described, **self.provenance})
         run_path = self.out / "run.json"
@@ -375,7 +390,9 @@ class EvalRunner:
         if not path.is_file():
             return {}
         cache: dict[str, dict] = {}
-        text = path.read_text(encoding="utf-8")
+        from affect_llm.fileio import read_text
+
+        text = read_text(path, "predictions cache")
         lines = text.split("\n")
         good_end = 0
         for lineno, line in enumerate(lines, start=1):
@@ -431,6 +448,17 @@ class EvalRunner:
             "platform": platform.platform(),
             "packages": package_versions(),
         }
+
+
+def check_data(suite: Suite, items: list[EvalItem]) -> None:
+    """The fields the suite needs, checked on every sample before any model loads."""
+    if suite.task == "closed" and any(not it.labels for it in items):
+        bad = next(it.id for it in items if not it.labels)
+        raise AffectError(f"closed task: sample {bad!r} has no gold label")
+    if suite.cue_metrics and not any(it.description for it in items):
+        raise AffectError(f"suite {suite.name!r} scores explanations against gold descriptions, but no sample of "
+                          f"{suite.data} has a 'description' (use a dataset with descriptions, e.g. OV-MERD, or "
+                          "another suite)")
 
 
 def package_versions() -> dict[str, str]:

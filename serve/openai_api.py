@@ -48,9 +48,11 @@ class ChatRequest(BaseModel):
 
 def validation_message(err: ValidationError) -> tuple[str, str]:
     """(param, one-line message) of the first problem, naming the field."""
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
-    return where, f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    from affect_llm.errors import describe_validation
+
+    where, msg = describe_validation(err)
+    where = where or "body"
+    return where, f"{where}: {msg}"
 
 
 def parse_chat(body: Any) -> ChatRequest:

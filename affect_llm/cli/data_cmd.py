@@ -87,6 +87,9 @@ def build_cmd(
             if key not in get_builder(name).options:
                 raise AffectError(f"--{key.replace('_', '-')} applies to `data build table` only")
             options[key] = value
+    from affect_llm.fileio import check_output_file
+
+    check_output_file(out, inputs=[] if str(source).startswith("hf:") else [source])
     card = build_dataset(name, source, out, split=split, options=options, limit=limit)
     counts = card["counts"]
     extra = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "records" and not isinstance(v, dict))
@@ -111,14 +114,20 @@ def mix_cmd(
 
     from affect_llm.data_builders.schema import read_samples, write_samples
     from affect_llm.errors import AffectError
-    from affect_llm.fileio import atomic_write
+    from affect_llm.fileio import atomic_write, check_input_file, check_output_file
 
     rng = random.Random(seed)
     picked = []
+    sources = []
     for part in parts:
         path, sep, n = part.rpartition(":") if part.rpartition(":")[2].isdigit() else (part, "", "")
-        if not Path(path).is_file():
-            raise AffectError(f"mix input not found: {path}")
+        sources.append((path, sep, n))
+        check_input_file(path, "mix input")
+    inputs = [p for p, _, _ in sources]
+    check_output_file(out, inputs=inputs)
+    if ids:
+        check_output_file(ids, inputs=[*inputs, out], what="--ids-out file")
+    for path, sep, n in sources:
         samples = read_samples(path)
         count = int(n) if sep else len(samples)
         if count > len(samples):
@@ -147,9 +156,18 @@ def check_cmd(
     from affect_llm.data_builders.schema import read_pairs, read_samples
 
     if pairs:
-        typer.echo(f"{path}: {len(read_pairs(path))} valid preference pairs")
+        found = read_pairs(path)
+        if not found:
+            from affect_llm.errors import AffectError
+
+            raise AffectError(f"{path} holds no preference pairs (an empty file is not a dataset)")
+        typer.echo(f"{path}: {len(found)} valid preference pairs")
         return
+    from affect_llm.errors import AffectError
+
     samples = read_samples(path)
+    if not samples:
+        raise AffectError(f"{path} holds no samples (an empty file is not a dataset)")
     labels = Counter(label for s in samples for label in s.labels)
     top = ", ".join(f"{k} {v}" for k, v in labels.most_common(8))
     typer.echo(f"{path}: {len(samples)} valid samples; labels: {top or 'none'}")

@@ -82,7 +82,14 @@ def run_cmd(
         s, out, adapter=adapter, base_url=base_url, api_key=api_key, batch_size=batch_size, plots=plots,
         demos=str(demos) if demos else None, k=k if demos else 0, label_model=lm,
     )
-    result = runner.run()
+    try:
+        result = runner.run()
+    except KeyboardInterrupt:
+        done = runner.predictions_path
+        kept = sum(1 for line in done.open("rb") if line.strip()) if done.is_file() else 0
+        typer.echo(f"\ninterrupted: {kept} answer(s) are kept in {done}; rerun the same command to resume",
+                   err=True)
+        raise typer.Exit(130) from None
     console = Console(stderr=True)
     console.print(f"[green]✓[/] {result.n} samples scored → {out}")
     for name, value in result.headline().items():

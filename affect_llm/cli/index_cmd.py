@@ -25,9 +25,14 @@ def build_cmd(
 ) -> None:
     """Embed a labelled pool and write a FAISS index + manifest (model id, normalisation, data hash)."""
     from affect_llm.data_builders.schema import read_samples
+    from affect_llm.errors import AffectError
+    from affect_llm.fileio import check_output_dir
     from affect_llm.retrieval import DemoIndex
 
     samples = read_samples(data)
+    if not samples:
+        raise AffectError(f"{data} holds no samples to index")
+    check_output_dir(out, inputs=[data])  # before the embedding, not after
     idx = DemoIndex.build(samples, out, model=model, context_turns=context_turns,
                           hnsw_threshold=hnsw_threshold, batch_size=batch_size, progress=True,
                           data_path=str(data.resolve()))
@@ -45,7 +50,9 @@ def info_cmd(index: Annotated[Path, typer.Argument(help="index folder")]) -> Non
     mpath = index / "manifest.json"
     if not mpath.is_file():
         raise AffectError(f"{index} is not a demonstration index (no manifest.json)")
-    typer.echo(mpath.read_text().rstrip())
+    from affect_llm.fileio import read_text
+
+    typer.echo(read_text(mpath, "index manifest").rstrip())
 
 
 @app.command("query")
@@ -68,6 +75,8 @@ def query_cmd(
 
     if (text is None) == (data is None):
         raise AffectError("give either --text or --data (with --id)")
+    if text is not None and not text.strip():
+        raise AffectError("--text is empty; give the utterance to find demonstrations for")
     if data is not None:
         samples = read_samples(data)
         if sample_id is None:
