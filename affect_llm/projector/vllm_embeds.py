@@ -32,6 +32,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,18 @@ def _refusal(err: BaseException) -> AffectError | None:
     return None
 
 
+@contextmanager
+def _refusals_named() -> Iterator[None]:
+    """vLLM's refusal of prompt embeddings (a ValueError-like error from deep in the engine) as one line."""
+    try:
+        yield
+    except (ValueError, TypeError, NotImplementedError) as err:
+        refused = _refusal(err)
+        if refused is not None:
+            raise refused from err
+        raise
+
+
 def start_engine(model_path: str, **engine_kwargs: Any) -> Any:
     """A `vllm.LLM` that accepts prompt embeddings (the project's CPU settings; kwargs override)."""
     from affect_llm.backends.vllm_backend import vllm_env
@@ -108,13 +122,8 @@ def start_engine(model_path: str, **engine_kwargs: Any) -> Any:
     from vllm import LLM
 
     kwargs = {**ENGINE_DEFAULTS, "model": str(model_path), **engine_kwargs, "enable_prompt_embeds": True}
-    try:
+    with _refusals_named():
         return LLM(**kwargs)
-    except (ValueError, TypeError, NotImplementedError) as err:
-        refused = _refusal(err)
-        if refused is not None:
-            raise refused from err
-        raise
 
 
 def stop_engine(llm: Any) -> None:
@@ -132,13 +141,8 @@ def greedy(llm: Any, prompts: list[Any], max_tokens: int) -> list[list[int]]:
     hidden = _hidden_size(model_path)
     batch = [_as_prompt(p, hidden, i) for i, p in enumerate(prompts)]
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
-    try:
+    with _refusals_named():
         outs = llm.generate(batch, params, use_tqdm=False)
-    except (ValueError, TypeError, NotImplementedError) as err:
-        refused = _refusal(err)
-        if refused is not None:
-            raise refused from err
-        raise
     return [list(o.outputs[0].token_ids) for o in outs]
 
 
