@@ -86,6 +86,14 @@ def request_from(**fields: Any) -> ExplainRequest:
     """Build a request, turning validation problems into one-line user errors."""
     from pydantic import ValidationError
 
+    from affect_llm.errors import check_text
+
+    for name in ("text", "speaker"):
+        check_text(fields.get(name), name)
+    for i, turn in enumerate(fields.get("context") or ()):
+        for name in ("speaker", "text"):
+            value = turn.get(name) if isinstance(turn, dict) else getattr(turn, name, None)
+            check_text(value, f"context.{i}.{name}")
     try:
         return ExplainRequest(**fields)
     except ValidationError as err:

@@ -13,10 +13,29 @@ from affect_llm.backends import make_backend
 from affect_llm.backends.base import Backend, Message
 from affect_llm.errors import AffectError
 from affect_llm.explain_task import DECODING, Demo, ExplainRequest, ExplainTask, Prepared, request_from
+from affect_llm.limits import MAX_INPUT_TOKENS, InputTooLongError, check_messages, check_request
 from affect_llm.prompting import template_versions
 from affect_llm.schema import EmotionReport
 
-__all__ = ["Demo", "ExplainRequest", "Explainer", "request_from"]
+__all__ = ["MAX_INPUT_TOKENS", "Demo", "ExplainRequest", "Explainer", "InputTooLongError", "request_from"]
+
+
+def _check_params(*, max_new_tokens: Any, temperature: Any, seed: Any, k: Any) -> None:
+    """Decoding parameters of the Python API, checked before anything loads; the error names the parameter."""
+    import math
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not is_int(max_new_tokens) or not 8 <= max_new_tokens <= 4096:
+        raise AffectError(f"max_new_tokens must be an integer in 8..4096 (got {max_new_tokens!r})")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or not 0 <= temperature <= 2:
+        raise AffectError(f"temperature must be a number in 0..2 (got {temperature!r})")
+    if not is_int(seed):
+        raise AffectError(f"seed must be an integer (got {seed!r})")
+    if not is_int(k) or not 0 <= k <= 32:
+        raise AffectError(f"k must be an integer in 0..32 (got {k!r})")
 
 
 class Explainer:
@@ -54,11 +73,8 @@ class Explainer:
         """
         from affect_llm.label_model import LabelModel, resolve_label_model
 
-        if max_new_tokens < 8:
-            raise AffectError(f"max_new_tokens must be at least 8 (got {max_new_tokens})")
-        if temperature < 0:
-            raise AffectError(f"temperature must be >= 0 (got {temperature})")
-        self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
+        _check_params(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, k=k)
+        self.max_new_tokens, self.temperature, self.seed = int(max_new_tokens), float(temperature), int(seed)
         if label_vocabulary == "emotions":
             from affect_llm.vocabulary import EMOTION_WORDS
 
@@ -66,9 +82,15 @@ class Explainer:
         elif isinstance(label_vocabulary, str):
             raise AffectError(f"unknown label vocabulary {label_vocabulary!r}; use 'emotions', a list, or None")
         elif label_vocabulary is not None:
-            label_vocabulary = [x.strip() for x in label_vocabulary if str(x).strip()]
+            if not isinstance(label_vocabulary, (list, tuple)) or not all(isinstance(x, str) for x in label_vocabulary):
+                raise AffectError("label_vocabulary must be 'emotions', a list of strings, or None for free labels")
+            blank = [x for x in label_vocabulary if not x.strip()]
+            label_vocabulary = [x.strip() for x in label_vocabulary if x.strip()]
             if not label_vocabulary:
-                raise AffectError("label_vocabulary is empty; give emotion words, 'emotions', or None for free labels")
+                raise AffectError("label_vocabulary is empty (or only blank strings); give emotion words, 'emotions', "
+                                  "or None for free labels")
+            if blank:
+                raise AffectError(f"label_vocabulary holds {len(blank)} blank label(s); every label must be a word")
         self.label_vocabulary = label_vocabulary
         if isinstance(backend, str):
             lm_for = model
@@ -159,9 +181,15 @@ class Explainer:
         samples: list[Any] | None = None,
     ) -> list[EmotionReport]:
         """Explain many requests in batches; `samples` are their canonical samples (for demo retrieval)."""
-        if batch_size < 1:
-            raise AffectError(f"batch_size must be at least 1 (got {batch_size})")
-        reqs = self.with_demos(list(requests), samples)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise AffectError(f"batch_size must be an integer of at least 1 (got {batch_size!r})")
+        reqs = list(requests)
+        for r in reqs:
+            if not isinstance(r, ExplainRequest):
+                raise AffectError(f"explain_many takes ExplainRequest objects (build them with request_from), got "
+                                  f"{type(r).__name__}")
+            check_request(r)  # the cheap character bound, before retrieval or tokenizing
+        reqs = self.with_demos(reqs, samples)
         reports: list[EmotionReport] = []
         bar = None
         if progress:
@@ -181,6 +209,8 @@ class Explainer:
         return reports
 
     def _run(self, preps: list[Prepared], prep_s: float) -> list[EmotionReport]:
+        for p in preps:  # the documented prompt limit, with the backend's own template and tokenizer
+            check_messages(self.backend, p.messages)
         extra: dict[str, Any] = {}
         if any(p.request.media for p in preps):
             if not getattr(self.backend, "accepts_media", False):

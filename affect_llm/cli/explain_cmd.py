@@ -175,6 +175,9 @@ def explain(
             text = transcript
     req = request_from(text=text, speaker=speaker, context=turns, cues=cues, label_space=_label_space(label_space),
                        media=media)
+    from affect_llm.limits import check_request
+
+    check_request(req)  # the character bound before the model loads; the token bound before generating
     explainer = _make_explainer(model, backend, base_url, api_key, adapter_arg, free_labels, max_new_tokens,
                                 temperature, seed, dtype, str(demos) if demos else None, k,
                                 str(projector) if projector else None, lm_arg)
