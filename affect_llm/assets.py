@@ -342,4 +342,6 @@ def resolve_model(model: str | None) -> tuple[str, str]:
             f"unknown model {model!r}: not a registered asset ({', '.join(n for n, s in REGISTRY.items() if s.role == 'llm')}), "
             "not an existing folder, and not a Hugging Face id (org/name)"
         )
-    return model, model
+    from affect_llm.hub import resolve_hub_id
+
+    return model, resolve_hub_id(model)  # the cached snapshot, or a fast offline error; never minutes of retries

@@ -359,7 +359,75 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: dict[str
     for k in list_fields & set(values):
         if isinstance(values[k], str):
             values[k] = [x.strip() for x in values[k].split(",") if x.strip()]
-    return cls(**values)
+    problems = value_errors(cls, values)
+    if not problems:
+        return cls(**values)
+    # Impossible values are reported together with every other problem of the config, all at once.
+    rest = {k: v for k, v in values.items() if k not in problems}
+    try:
+        cls(**rest)
+    except ConfigError as err:
+        problems.update({f"_{i}": line for i, line in enumerate(_problem_lines(str(err)))})
+    except (ValueError, TypeError) as err:
+        problems["_trl"] = f"trl: {err}"
+    lines = list(problems.values())
+    raise ConfigError(f"invalid {cls.__name__} ({len(lines)} problem{'s' if len(lines) > 1 else ''}):\n  - "
+                      + "\n  - ".join(lines))
+
+
+def _problem_lines(message: str) -> list[str]:
+    return [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")] or [message]
+
+
+#: Training numbers that have a valid range whatever the recipe: (key, lowest, lowest allowed?, highest).
+_RANGES: dict[str, tuple[float, bool, float | None]] = {
+    "learning_rate": (0.0, False, None), "num_train_epochs": (0.0, False, None),
+    "per_device_train_batch_size": (1, True, None), "per_device_eval_batch_size": (1, True, None),
+    "gradient_accumulation_steps": (1, True, None), "warmup_ratio": (0.0, True, 1.0),
+    "warmup_steps": (0, True, None), "weight_decay": (0.0, True, None), "max_grad_norm": (0.0, True, None),
+    "logging_steps": (0.0, False, None), "save_steps": (0.0, False, None), "eval_steps": (0.0, False, None),
+    "max_length": (1, True, None), "max_prompt_length": (1, True, None), "max_completion_length": (1, True, None),
+    "num_generations": (1, True, None), "beta": (0.0, True, None), "temperature": (0.0, False, None),
+    "max_samples": (1, True, None), "seed": (0, True, None),
+}
+
+
+def value_errors(cls: type, values: dict[str, Any]) -> dict[str, str]:
+    """key -> problem for values of the wrong type (by the field's default) or outside their range."""
+    import math
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        default = defaults.get(key, dataclasses.MISSING)
+        if value is None:
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                out[key] = f"{key}: must be true or false, got {value!r}"
+            continue
+        numeric = isinstance(default, (int, float)) or key in _RANGES
+        if not numeric:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            kind = "an integer" if isinstance(default, int) and not isinstance(default, bool) else "a number"
+            out[key] = f"{key}: must be {kind}, got {value!r}"
+            continue
+        if isinstance(default, int) and not isinstance(default, float) and isinstance(value, float) \
+                and not value.is_integer():
+            out[key] = f"{key}: must be an integer, got {value!r}"
+            continue
+        if not math.isfinite(value):
+            out[key] = f"{key}: must be finite, got {value!r}"
+            continue
+        if key == "max_steps" and not (value == -1 or value >= 1):
+            out[key] = f"max_steps: must be -1 (use the epochs) or >= 1, got {value!r}"
+        if key in _RANGES:
+            low, inclusive, high = _RANGES[key]
+            if value < low or (value == low and not inclusive) or (high is not None and value > high):
+                rng = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+                out[key] = f"{key}: must be {rng}, got {value!r}"
+    return out
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
