@@ -37,6 +37,7 @@ HOP = 160  # 10 ms
 PITCH_FRAME = 1024
 RMS_FRAME = 400  # 25 ms
 FMIN, FMAX = 60.0, 600.0
+HNR_STEP_S = 0.04  # Praat harmonicity time step: its clip mean is as stable as at 0.01 s, at 1/3 the cost
 ACTIVE_RANGE_DB = 30.0  # frames this far below the loud frames (95th percentile) count as silence
 ACTIVE_FLOOR_DB = -60.0
 MIN_PAUSE_S = 0.2
@@ -194,7 +195,7 @@ def _praat_voice_quality(y: np.ndarray) -> tuple[float | None, float | None, flo
     points = call(snd, "To PointProcess (periodic, cc)", FMIN, FMAX)
     jitter = call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)
     shimmer = call([snd, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)
-    harm = call(snd, "To Harmonicity (cc)", 0.01, FMIN, 0.1, 1.0)
+    harm = call(snd, "To Harmonicity (cc)", HNR_STEP_S, FMIN, 0.1, 1.0)
     hnr = call(harm, "Get mean", 0, 0)
 
     def clean(x: float, scale: float = 1.0) -> float | None:
@@ -239,6 +240,62 @@ def _approx_voice_quality(
     )
 
 
+def _sparse_viterbi(prob: np.ndarray, transition: np.ndarray, p_init: np.ndarray | None = None,
+                    return_logp: bool = False):
+    """`librosa.sequence.viterbi` over only the non-zero transitions, with its log-domain arithmetic.
+
+    Why: pYIN's transition matrix is banded (each of its 2 x 160 states has 34 possible predecessors), but
+    librosa's Viterbi is dense, O(frames x states^2): half of pYIN's time on a long clip. Visiting the
+    predecessors of each state in index order keeps librosa's tie-breaking, so the path is the same.
+    """
+    from librosa.util import tiny
+
+    if prob.ndim > 2:  # channels first, as librosa allows: decode each independently
+        out = [_sparse_viterbi(p, transition, p_init, return_logp) for p in prob.reshape(-1, *prob.shape[-2:])]
+        if return_logp:
+            return (np.stack([o[0] for o in out]).reshape(*prob.shape[:-2], -1),
+                    np.array([o[1] for o in out]).reshape(prob.shape[:-2]))
+        return np.stack(out).reshape(*prob.shape[:-2], -1)
+    n_states, n_steps = prob.shape
+    eps = tiny(prob)
+    log_prob = np.log(prob + eps).T
+    log_init = np.log((np.full(n_states, 1.0 / n_states) if p_init is None else p_init) + eps)
+    rows, cols = np.nonzero(transition.T)  # rows: target state j, cols: its predecessors i, ascending
+    width = np.bincount(rows, minlength=n_states).max()
+    pred = np.zeros((n_states, width), dtype=np.int64)
+    log_a = np.full((n_states, width), -np.inf)
+    slot = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    pred[rows, slot] = cols
+    log_a[rows, slot] = np.log(transition[cols, rows] + eps)
+    ptr = np.zeros((n_steps, n_states), dtype=np.int64)
+    value = log_prob[0] + log_init
+    for t in range(1, n_steps):
+        scores = value[pred] + log_a
+        best = scores.argmax(axis=1)
+        ptr[t] = pred[np.arange(n_states), best]
+        value = scores[np.arange(n_states), best] + log_prob[t]
+    states = np.zeros(n_steps, dtype=np.int64)
+    states[-1] = int(value.argmax())
+    for t in range(n_steps - 1, 0, -1):
+        states[t - 1] = ptr[t, states[t]]
+    return (states, float(value.max())) if return_logp else states
+
+
+def _pyin(y: np.ndarray):
+    """librosa's pYIN with the sparse Viterbi above swapped in for the call. Resolution 0.25 semitone: 4x
+    faster than the default 0.1 with the same medians on speech."""
+    import librosa
+    from librosa import sequence
+
+    dense = sequence.viterbi
+    sequence.viterbi = _sparse_viterbi
+    try:
+        return librosa.pyin(y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP,
+                            resolution=0.25, center=True, fill_na=None)
+    finally:
+        sequence.viterbi = dense
+
+
 def pitch_track(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per 10 ms frame: level (dBFS), F0 (Hz, NaN unvoiced), voicing probability, activity and voicing masks.
 
@@ -249,11 +306,7 @@ def pitch_track(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     y = np.asarray(y, dtype=np.float32)
     rms = librosa.feature.rms(y=y, frame_length=RMS_FRAME, hop_length=HOP, center=True)[0]
     db = 20.0 * np.log10(rms + 1e-10)
-    # resolution 0.25 semitone: 4x faster than the default 0.1 with the same medians on speech
-    f0, voiced_flag, voiced_prob = librosa.pyin(
-        y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP, resolution=0.25, center=True,
-        fill_na=None,
-    )
+    f0, voiced_flag, voiced_prob = _pyin(y)
     n = min(len(db), len(f0))
     db, f0, voiced_flag, voiced_prob = db[:n], f0[:n], voiced_flag[:n], np.nan_to_num(voiced_prob[:n])
     loud = float(np.percentile(db, 95))
