@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,13 +38,23 @@ def need_emodb() -> Path:
     return EMODB
 
 
-def espeak(text: str, out: Path, speed: int = 150, pitch: int = 50) -> Path:
+def espeak(text: str, out: Path, speed: int = 150, pitch: int = 50, voice: str = "en-us") -> Path:
     """Synthesise `text` to a wav with espeak-ng (apt package espeak-ng); skip when it is absent."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
-    subprocess.run([exe, "-v", "en-us", "-s", str(speed), "-p", str(pitch), "-w", str(out), text], check=True)
+    subprocess.run([exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text], check=True)
     return out
+
+
+def run_cli(argv: list[str], capsys: Any) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `affect-llm ARGV` run in this process."""
+    from affect_llm.cli.app import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
 
 
 def harmonic(f0: np.ndarray | float, seconds: float, sr: int = 16_000, amp: float = 0.3) -> np.ndarray:

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from _textualize_util import need, need_asset
-
-from affect_llm.cli.app import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from _textualize_util import need, need_asset, run_cli
 
 
 def test_text_json_contract(capsys):
-    code, out, _ = run(["textualize", "--text", "I am NOT happy about this!!", "--json"], capsys)
+    code, out, _ = run_cli(["textualize", "--text", "I am NOT happy about this!!", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
     assert isinstance(data, list) and len(data) == 1
@@ -32,12 +22,12 @@ def test_text_json_contract(capsys):
 
 
 def test_errors_are_one_line(capsys, tmp_path):
-    code, _, err = run(["textualize"], capsys)
+    code, _, err = run_cli(["textualize"], capsys)
     assert code == 2 and err.startswith("error: nothing to textualize")
     need("soundfile", "soxr", "librosa")
-    code, _, err = run(["textualize", "--audio", str(tmp_path / "missing.wav"), "--json"], capsys)
+    code, _, err = run_cli(["textualize", "--audio", str(tmp_path / "missing.wav"), "--json"], capsys)
     assert code == 2 and "no such audio file" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(["textualize", "--text", "hi", "--reference", "nobody"], capsys)
+    code, _, err = run_cli(["textualize", "--text", "hi", "--reference", "nobody"], capsys)
     assert code == 2 and "unknown prosody reference 'nobody'" in err
 
 
@@ -49,7 +39,7 @@ def test_image_and_order(capsys, tmp_path):
 
     Image.fromarray(data.astronaut()).save(tmp_path / "a.png")
     Image.fromarray(data.coffee()).save(tmp_path / "c.png")
-    code, out, _ = run(
+    code, out, _ = run_cli(
         ["textualize", "--image", str(tmp_path / "a.png"), "--image", str(tmp_path / "c.png"), "--text", "yay", "--json"],
         capsys,
     )

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 import zipfile
 
 import numpy as np
 import pytest
-from _textualize_util import espeak, harmonic, need, need_asset
+from _textualize_util import espeak, harmonic, need, need_asset, run_cli
 
-from affect_llm.cli.app import main
 from affect_llm.cli.textualize_cmd import expand_multi_file_args
 from affect_llm.errors import AffectError
 from affect_llm.textualize import asr_quality as q
@@ -22,21 +19,6 @@ GERMAN = "Ich kann nicht glauben, dass du das getan hast. Ich bin so wütend und
 SPANISH = "No puedo creer que me hayas hecho esto. Estoy muy enfadado y triste."
 ENGLISH = "I can't believe you did this to me. I am so angry right now."
 CHINESE = "我真不敢相信你会这样对我。我现在非常生气。"
-
-
-def espeak_voice(text: str, out, voice: str):
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
-    subprocess.run([exe, "-v", voice, "-s", "150", "-w", str(out), text], check=True)
-    return out
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 # ------------------------------------------------------------------------------ reliability rules (no model)
@@ -131,9 +113,9 @@ def clips(tmp_path_factory):
     need("soundfile", "soxr", "librosa", "faster_whisper")
     d = tmp_path_factory.mktemp("lang")
     return {
-        "de": espeak_voice(GERMAN, d / "de.wav", "de"),
-        "es": espeak_voice(SPANISH, d / "es.wav", "es"),
-        "zh": espeak_voice(CHINESE, d / "zh.wav", "cmn"),
+        "de": espeak(GERMAN, d / "de.wav", voice="de"),
+        "es": espeak(SPANISH, d / "es.wav", voice="es"),
+        "zh": espeak(CHINESE, d / "zh.wav", voice="cmn"),
         "en": espeak(ENGLISH, d / "en.wav"),
     }
 
@@ -194,7 +176,7 @@ def test_noise_is_not_transcribed(tmp_path):
 def test_batch_cli_one_flag_many_files_in_order(clips, capsys, tmp_path):
     need_asset("whisper-base")
     files = [str(clips["en"]), str(clips["de"])]
-    code, out, _ = run(["textualize", "--audio", *files, "--json"], capsys)
+    code, out, _ = run_cli(["textualize", "--audio", *files, "--json"], capsys)
     assert code in (0, None)
     data = json.loads(out)
     assert [d["source"] for d in data] == files
@@ -202,7 +184,7 @@ def test_batch_cli_one_flag_many_files_in_order(clips, capsys, tmp_path):
     for d in data:
         assert {"language", "language_probability", "transcript_reliable", "transcript_issue"} <= set(d)
     # The repeated form and a mix of both give the same list.
-    code, out2, _ = run(["textualize", "--audio", files[0], "--audio", files[1], "--asr", "none", "--jsonl",
+    code, out2, _ = run_cli(["textualize", "--audio", files[0], "--audio", files[1], "--asr", "none", "--jsonl",
                          "--language", "en"], capsys)
     lines = [json.loads(x) for x in out2.splitlines()]
     assert [d["source"] for d in lines] == files and all(d["language"] == "en" for d in lines)
@@ -213,10 +195,10 @@ def test_bad_file_in_batch_names_it_and_keep_going_writes_the_rest(clips, capsys
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     dest = tmp_path / "out.json"
     argv = ["textualize", "--audio", str(clips["en"]), str(bad), "--asr", "none", "--out", str(dest)]
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "broken.wav" in err
     assert not dest.exists() and list(tmp_path.glob(".out.json*")) == []  # nothing, not half a file
-    code, _, err = run([*argv, "--keep-going"], capsys)
+    code, _, err = run_cli([*argv, "--keep-going"], capsys)
     assert code == 2 and "1 of 2 inputs failed" in err and "broken.wav" in err
     data = json.loads(dest.read_text())
     assert [d["source"] for d in data] == [str(clips["en"]), str(bad)]
@@ -225,5 +207,5 @@ def test_bad_file_in_batch_names_it_and_keep_going_writes_the_rest(clips, capsys
 
 def test_unknown_language_is_one_line(capsys, tmp_path):
     need("faster_whisper")
-    code, _, err = run(["textualize", "--text", "hi", "--language", "klingon"], capsys)
+    code, _, err = run_cli(["textualize", "--text", "hi", "--language", "klingon"], capsys)
     assert code == 2 and err.startswith("error: unknown language 'klingon'") and len(err.strip().splitlines()) == 1
