@@ -26,14 +26,18 @@ class InputTooLongError(AffectError):
 
 def request_chars(req: Any) -> int:
     """Characters of everything a request puts in the prompt (text, context, cues, demonstrations)."""
+    def items(name: str) -> list:
+        value = getattr(req, name, None)
+        return list(value) if isinstance(value, (list, tuple)) else []
+
     n = len(getattr(req, "text", "") or "") + len(getattr(req, "speaker", "") or "")
-    for turn in getattr(req, "context", None) or ():
+    for turn in items("context"):
         n += len(turn.text) + len(turn.speaker or "")
-    for cue in getattr(req, "cues", None) or ():
+    for cue in items("cues"):
         n += len(getattr(cue, "cue", "") or "") + len(getattr(cue, "evidence", "") or "")
-    for demo in getattr(req, "demos", None) or ():
+    for demo in items("demos"):
         n += len(str(demo))
-    for label in getattr(req, "label_space", None) or ():
+    for label in items("label_space"):
         n += len(label)
     return n
 

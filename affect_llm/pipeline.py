@@ -178,9 +178,11 @@ class Explainer:
 
     def explain_many(
         self, requests: Iterable[ExplainRequest], batch_size: int = 8, progress: bool = False,
-        samples: list[Any] | None = None,
+        samples: list[Any] | None = None, cancelled: Any = None,
     ) -> list[EmotionReport]:
-        """Explain many requests in batches; `samples` are their canonical samples (for demo retrieval)."""
+        """Explain many requests in batches; `samples` are their canonical samples (for demo retrieval).
+
+        `cancelled()`, when given, is polled by in-process backends at every token: true stops the batch."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise AffectError(f"batch_size must be an integer of at least 1 (got {batch_size!r})")
         reqs = list(requests)
@@ -201,17 +203,19 @@ class Explainer:
             t0 = time.perf_counter()
             preps = self.task.prepare_many(chunk)
             prep_s = (time.perf_counter() - t0) / max(1, len(chunk))
-            reports.extend(self._run(preps, prep_s))  # one schema per request, one batch
+            reports.extend(self._run(preps, prep_s, cancelled))  # one schema per request, one batch
             if bar:
                 bar.update(len(chunk))
         if bar:
             bar.close()
         return reports
 
-    def _run(self, preps: list[Prepared], prep_s: float) -> list[EmotionReport]:
+    def _run(self, preps: list[Prepared], prep_s: float, cancelled: Any = None) -> list[EmotionReport]:
         for p in preps:  # the documented prompt limit, with the backend's own template and tokenizer
             check_messages(self.backend, p.messages)
         extra: dict[str, Any] = {}
+        if cancelled is not None:
+            extra["cancelled"] = cancelled
         if any(p.request.media for p in preps):
             if not getattr(self.backend, "accepts_media", False):
                 raise AffectError("audio/face soft tokens need a projector model: load one with --projector DIR "

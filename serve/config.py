@@ -60,6 +60,11 @@ class ServeSettings:
     repetition_penalty: float = float(DECODING["repetition_penalty"])
     #: Seconds uvicorn waits for in-flight requests at shutdown before it closes them.
     graceful_timeout_s: float = 10.0
+    #: Seconds one engine job may run before /healthz calls the engine wedged (None: request timeout + 30 s).
+    wedged_after_s: float | None = None
+    #: Adapter merged into the base model: "default" = the bundled tuned adapter, as the CLI uses it (only
+    #: for the embedded default model), None = the bare model, or an adapter folder.
+    base_adapter: str | None = "default"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -74,6 +79,7 @@ class ServeSettings:
             ("max_request_mb", self.max_request_mb), ("max_audio_seconds", self.max_audio_seconds),
             ("request_timeout_s", self.request_timeout_s), ("engine_start_timeout_s", self.engine_start_timeout_s),
             ("kv_cache_gib", self.kv_cache_gib), ("graceful_timeout_s", self.graceful_timeout_s),
+            *([("wedged_after_s", self.wedged_after_s)] if self.wedged_after_s is not None else []),
         ):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 errors.append(f"{name} must be a positive number, got {value!r}")
@@ -96,10 +102,16 @@ class ServeSettings:
             errors.append(f"label model folder not found: {self.label_model}")
         if self.demo_index is not None and not Path(self.demo_index).is_dir():
             errors.append(f"demo index folder not found: {self.demo_index}")
+        if self.base_adapter not in (None, "default") and not (Path(self.base_adapter) / "adapter_config.json").is_file():
+            errors.append(f"base adapter {self.base_adapter}: no adapter_config.json")
         if self.api_key is not None and not self.api_key.strip():
             errors.append("api key is empty; leave it unset to serve without authentication")
         if errors:
             raise AffectError("invalid serve settings: " + "; ".join(errors))
+
+    @property
+    def wedged_after(self) -> float:
+        return self.wedged_after_s if self.wedged_after_s is not None else self.request_timeout_s + 30.0
 
     @property
     def max_request_bytes(self) -> int:

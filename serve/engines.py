@@ -55,6 +55,9 @@ class Engine:
         self.model_id = settings.model or "smollm2-135m-instruct"
         self.started_at: float | None = None
         self.ready_seconds: float | None = None
+        #: When the job now running started (monotonic), None when idle: how /healthz sees a wedged engine.
+        self.busy_since: float | None = None
+        self._stopping = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -81,6 +84,29 @@ class Engine:
 
     def stop(self) -> None:
         self.state = "stopped"
+
+    def cancel_all(self) -> None:
+        """Shutting down: running generations stop at their next token, queued work is answered 503."""
+        self._stopping.set()
+        if self.state == "ready":
+            self.state = "stopping"
+
+    def alive(self) -> bool:
+        """Whether the engine's worker (thread or process) is still running."""
+        return True
+
+    def wedged(self) -> str | None:
+        """Why the engine is not making progress, or None: a dead worker, or one job busy for longer than
+        `wedged_after_s` (requests time out long before; a job that outlives them is stuck)."""
+        if self.state != "ready":
+            return None
+        if not self.alive():
+            return "the engine's worker is not running"
+        since = self.busy_since
+        limit = self.settings.wedged_after
+        if since is not None and time.monotonic() - since > limit:
+            return f"one job has been running for {time.monotonic() - since:.0f} s (limit {limit:g} s)"
+        return None
 
     def model_names(self) -> list[str]:
         return [self.model_id, *self.settings.adapters]
@@ -120,6 +146,21 @@ class Engine:
         return ""
 
 
+def merged_base(path: str, adapter: str) -> str:
+    """A model folder with `adapter` merged into `path`'s weights (cached; built once on first use)."""
+    from affect_llm.backends.transformers_backend import TransformersBackend, _merged_dir
+
+    out = _merged_dir(path, adapter)
+    if out is None:
+        raise AffectError(f"merging the adapter {adapter} needs a local model folder, not {path!r}")
+    if not (out / "config.json").is_file():
+        TransformersBackend(model=path, adapter=adapter, dtype="float32")  # merges and saves the cached copy
+    if not (out / "config.json").is_file():
+        raise AffectError(f"could not write the merged model to {out}; pass --no-default-adapter to serve the bare "
+                          "model")
+    return str(out)
+
+
 def make_engine(settings: ServeSettings) -> Engine:
     if settings.engine == "transformers":
         return TransformersEngine(settings)
@@ -136,6 +177,8 @@ class _Job:
     adapter: str | None
     payload: Any
     key: tuple = field(default_factory=tuple)
+    #: Set when the request gives up (timeout, client gone): the decode loop stops at its next token.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class _AdapterView:
@@ -191,9 +234,12 @@ class TransformersEngine(Engine):
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> None:
+        from affect_llm.assets import resolve_adapter
         from affect_llm.backends.transformers_backend import TransformersBackend
 
+        # The bundled tuned adapter, as the CLI uses it (only for the embedded default model).
         base = TransformersBackend(model=self.settings.model, dtype=self.settings.dtype,
+                                   adapter=resolve_adapter(self.settings.base_adapter, self.settings.model),
                                    repetition_penalty=self.settings.repetition_penalty)
         self.model_id = base.model_id
         if self.settings.adapters:
@@ -215,17 +261,22 @@ class TransformersEngine(Engine):
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()  # a running generation ends at its next token
         if self._thread is not None:
             self._jobs.put(None)
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=10)
         super().stop()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     # -- requests --------------------------------------------------------------------------
     async def explain(self, req: ExplainRequest, *, adapter: str | None, free_labels: bool) -> EmotionReport:
         fut: Future = Future()
         key = (adapter, free_labels, repr(req.label_space))
-        self._jobs.put(_Job("explain", fut, adapter, (req, free_labels), key))
-        return await _await(fut)
+        job = _Job("explain", fut, adapter, (req, free_labels), key)
+        self._jobs.put(job)
+        return await _await(fut, job.stop)
 
     async def chat(self, req: ChatRequest, messages: list[Message], adapter: str | None
                    ) -> dict[str, Any] | AsyncIterator[bytes]:
@@ -233,10 +284,14 @@ class TransformersEngine(Engine):
         params = {"max_new_tokens": req.token_budget, "seed": req.seed or 0, "json_schema": schema,
                   "temperature": 1.0 if req.temperature is None else req.temperature}
         model = req.model or self.model_id
+        from affect_llm.limits import check_messages
+
+        check_messages(self.views[None].base, messages, "messages")  # 413 before the job is queued
         if not req.stream:
             fut: Future = Future()
-            self._jobs.put(_Job("chat", fut, adapter, (messages, params)))
-            gen = await _await(fut)
+            job = _Job("chat", fut, adapter, (messages, params))
+            self._jobs.put(job)
+            gen = await _await(fut, job.stop)
             return completion(completion_id(), model, gen, req.logprobs)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
@@ -247,7 +302,7 @@ class TransformersEngine(Engine):
         fut = Future()
         fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
         stop = threading.Event()
-        self._jobs.put(_Job("stream", fut, adapter, (messages, params, emit, stop)))
+        self._jobs.put(_Job("stream", fut, adapter, (messages, params, emit, stop), stop=stop))
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return _stream(fut, pieces, completion_id(), model, include_usage, stop)
 
@@ -280,58 +335,96 @@ class TransformersEngine(Engine):
                 (batch if nxt.kind == "explain" and nxt.key == job.key else pending).append(nxt)
             self._run_batch(batch)
         for job in pending:
-            job.future.cancel()
+            _shut(job)
         while True:  # requests queued behind the stop signal: their server is going away
             try:
                 left = self._jobs.get_nowait()
             except queue.Empty:
                 break
             if left is not None:
-                left.future.cancel()
+                _shut(left)
 
     def _run_batch(self, batch: list[_Job]) -> None:
-        live = [j for j in batch if j.future.set_running_or_notify_cancel()]
+        if self._stopping.is_set():
+            for j in batch:
+                _shut(j)
+            return
+        live = [j for j in batch if not j.stop.is_set() and j.future.set_running_or_notify_cancel()]
         if not live:
             return
         explainer = self.explainers[(live[0].adapter, live[0].payload[1])]
+
+        def cancelled() -> bool:  # the batch stops when the server stops or every request has given up
+            return self._stopping.is_set() or all(j.stop.is_set() for j in live)
+
+        self.busy_since = time.monotonic()
         try:
-            reports = explainer.explain_many([j.payload[0] for j in live], batch_size=len(live))
+            reports = explainer.explain_many([j.payload[0] for j in live], batch_size=len(live),
+                                             cancelled=cancelled)
         except Exception as err:  # noqa: BLE001 - retried one by one so each request gets its own error
-            if len(live) == 1:
-                live[0].future.set_exception(err)
+            if len(live) == 1 or cancelled():
+                for j in live:
+                    j.future.set_exception(_stopped_error() if self._stopping.is_set() else err)
                 return
             for j in live:
                 try:
-                    j.future.set_result(explainer.explain_many([j.payload[0]])[0])
+                    j.future.set_result(explainer.explain_many([j.payload[0]], cancelled=j.stop.is_set)[0])
                 except Exception as one:  # noqa: BLE001
                     j.future.set_exception(one)
             return
+        finally:
+            self.busy_since = None
         for j, r in zip(live, reports):
-            j.future.set_result(r)
+            if self._stopping.is_set():
+                j.future.set_exception(_stopped_error())
+            else:
+                j.future.set_result(r)
 
     def _run_one(self, job: _Job) -> None:
-        if not job.future.set_running_or_notify_cancel():
+        if self._stopping.is_set():
+            _shut(job)
+            return
+        if job.stop.is_set() or not job.future.set_running_or_notify_cancel():
             return
         view = self.views[job.adapter]
+
+        def cancelled() -> bool:
+            return self._stopping.is_set() or job.stop.is_set()
+
+        self.busy_since = time.monotonic()
         try:
             if job.kind == "chat":
                 messages, params = job.payload
-                job.future.set_result(view.generate([messages], **params)[0])
+                job.future.set_result(view.generate([messages], cancelled=cancelled, **params)[0])
             else:
-                messages, params, emit, stop = job.payload
+                messages, params, emit, _stop = job.payload
                 with view.activate():
-                    job.future.set_result(_stream_generate(view.base, messages, emit=emit, cancelled=stop.is_set,
+                    job.future.set_result(_stream_generate(view.base, messages, emit=emit, cancelled=cancelled,
                                                            **params))
         except Exception as err:  # noqa: BLE001 - handed to the waiting request
             job.future.set_exception(err)
+        finally:
+            self.busy_since = None
 
 
-async def _await(fut: Future) -> Any:
+def _stopped_error() -> ApiError:
+    return ApiError(503, "the server is shutting down", "shutting_down")
+
+
+def _shut(job: _Job) -> None:
+    """Answer a job the engine will not run: the server is going away."""
+    if job.future.set_running_or_notify_cancel():
+        job.future.set_exception(_stopped_error())
+
+
+async def _await(fut: Future, stop: threading.Event | None = None) -> Any:
     try:
         return await asyncio.wrap_future(fut)
     except ParseError as err:
         raise ApiError(502, f"the model's answer could not be parsed: {err}", "model_output") from None
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # timeout or client gone: skip the job, or stop it at its next token
+        if stop is not None:
+            stop.set()
         fut.cancel()
         raise
 

@@ -41,6 +41,7 @@ from affect_llm.backends.openai_backend import OpenAIBackend
 from affect_llm.backends.vllm_backend import lora_rank, vllm_env
 from affect_llm.errors import AffectError
 from affect_llm.extras import install_hint
+from affect_llm.limits import InputTooLongError
 from affect_llm.parsing import ParseError
 from affect_llm.pipeline import ExplainRequest
 from affect_llm.schema import EmotionReport
@@ -128,6 +129,13 @@ class VLLMEngine(Engine):
         env = vllm_env("the vllm engine", self.settings.kv_cache_gib, dict(os.environ))
         label, path = resolve_model(self.settings.model)
         self.model_id = label
+        from affect_llm.serve.engines import merged_base
+
+        from affect_llm.assets import resolve_adapter
+
+        adapter = resolve_adapter(self.settings.base_adapter, self.settings.model)
+        if adapter:  # the bundled tuned adapter, as the CLI uses it: vLLM serves the merged weights
+            path = merged_base(str(path), adapter)
         self.port = free_port()
         env.setdefault("HF_HUB_OFFLINE", "1")
         env["VLLM_API_KEY"] = self._key
@@ -219,6 +227,8 @@ class VLLMEngine(Engine):
                                                   abandon_on_cancel=True)
         except ParseError as err:
             raise ApiError(502, f"the model's answer could not be parsed: {err}", "model_output") from None
+        except InputTooLongError:
+            raise  # the client's input: a 413, not an engine error
         except AffectError as err:
             raise ApiError(502, f"engine error: {err}", "engine_error") from None
 

@@ -36,6 +36,8 @@ def serve(
     label_model: str | None = typer.Option(None, "--label-model", help="label model folder (default: the bundled one "
                                            "for the embedded model)"),
     no_label_model: bool = typer.Option(False, "--no-label-model", help="answer without a label-model prior"),
+    no_default_adapter: bool = typer.Option(False, "--no-default-adapter", help="serve the bare model, without the "
+                                            "bundled tuned adapter the CLI uses for the embedded model"),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper | openai-whisper | none"),
     dtype: str = typer.Option("bfloat16", help="weights dtype"),
     max_model_len: int = typer.Option(2048, help="vLLM: context length"),
@@ -51,6 +53,7 @@ def serve(
         raise AffectError("give either --label-model or --no-label-model, not both")
     settings = _settings(
         label_model=None if no_label_model else (label_model or "default"),
+        base_adapter=None if no_default_adapter else "default",
         host=host, port=port, model=model, adapter=adapter, engine=engine, api_key=api_key,
         max_request_mb=max_request_mb, max_audio_seconds=max_audio_seconds, request_timeout_s=request_timeout,
         engine_start_timeout_s=engine_start_timeout, max_batch=max_batch, max_new_tokens=max_new_tokens,
