@@ -8,7 +8,7 @@ Parts (each in its own process, so its peak RSS is its own):
   speaker; also how often the language came out as German and the transcript as reliable.
 * face: frames/s on a 512x512 video. speech-openai: the openai-whisper backend (`--openai-whisper`).
 
-    python bench/textualize_speed.py [--repeats 3] [--parts speech,emodb,face] [--openai-whisper]
+    python bench/textualize_speed.py [--repeats 3] [--parts speech,emodb,face,pitch] [--openai-whisper]
 
 Writes bench/results/textualize_speed.{json,md}.
 """
@@ -188,6 +188,38 @@ def part_speech(repeats: int, backend: str) -> dict:
     return res
 
 
+def part_pitch(n_clips: int) -> dict:
+    """pYIN with librosa's dense Viterbi against ours over the non-zero transitions, on the same EmoDB
+    clips in one process: time of each and whether the pitch tracks are identical."""
+    import glob
+
+    import librosa
+    import numpy as np
+
+    from affect_llm.textualize import prosody
+
+    files = sorted(glob.glob(str(ROOT.parent / "shared" / "data" / "EmoDB" / "wav" / "*.wav")))
+    if not files:
+        sys.exit("no EmoDB clips")
+    files = files[:: max(1, len(files) // n_clips)][:n_clips]
+    clips = [librosa.load(f, sr=prosody.SR)[0] for f in files]
+    kw = dict(fmin=prosody.FMIN, fmax=prosody.FMAX, sr=prosody.SR, frame_length=prosody.PITCH_FRAME,
+              hop_length=prosody.HOP, resolution=0.25, center=True, fill_na=None)
+    dense = sparse = 0.0
+    same = 0
+    for y in clips:
+        t = time.perf_counter()
+        a = librosa.pyin(y, **kw)
+        dense += time.perf_counter() - t
+        t = time.perf_counter()
+        b = prosody._pyin(y)
+        sparse += time.perf_counter() - t
+        same += all(np.array_equal(x, z, equal_nan=True) for x, z in zip(a, b))
+    audio = sum(len(y) for y in clips) / prosody.SR
+    return {"clips": len(clips), "audio_s": round(audio, 1), "dense_s": round(dense, 2), "sparse_s": round(sparse, 2),
+            "ratio": round(sparse / dense, 3), "identical": same}
+
+
 def part_face(repeats: int) -> dict:
     import av
     import numpy as np
@@ -236,16 +268,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--openai-whisper", action="store_true", help="also time the openai-whisper backend")
-    ap.add_argument("--parts", default="speech,emodb,face", help="comma-separated: speech, emodb, face")
+    ap.add_argument("--parts", default="speech,emodb,face", help="comma-separated: speech, emodb, face, pitch")
     ap.add_argument("--emodb-clips", type=int, default=80, help="EmoDB clips timed (spread over speakers)")
-    ap.add_argument("--part", choices=["speech", "face", "speech-openai", "emodb"], help=argparse.SUPPRESS)
+    ap.add_argument("--part", choices=["speech", "face", "speech-openai", "emodb", "pitch"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     if args.part:
         fn = {"speech": lambda: part_speech(args.repeats, "faster-whisper"),
               "speech-openai": lambda: part_speech(args.repeats, "openai-whisper"),
               "face": lambda: part_face(args.repeats),
-              "emodb": lambda: part_emodb(args.emodb_clips)}[args.part]
+              "emodb": lambda: part_emodb(args.emodb_clips),
+              "pitch": lambda: part_pitch(args.emodb_clips)}[args.part]
         print(json.dumps(fn()))
         return
     parts = [p for p in args.parts.split(",") if p] + (["speech-openai"] if args.openai_whisper else [])
@@ -279,6 +312,11 @@ def render(r: dict) -> str:
             lines.append(f"| {s['backend']} | English {name} | {c['audio_s']} | {c['asr_s']} | {c['prosody_s']} | "
                          f"{c['rtf_asr']} | {c['rtf_prosody']} | **{c['rtf_total']}** | {c['rtf_cpu']} | {s['peak_rss_mb']} |")
         lines.append(f"| {s['backend']} | load + warm-up | | {s['load_and_warmup_s']} s | | | | | | |")
+    if "pitch" in r:
+        p = r["pitch"]
+        lines += ["", f"## pYIN, dense vs sparse Viterbi ({p['clips']} EmoDB clips, {p['audio_s']} s, one process)", "",
+                  f"librosa dense {p['dense_s']} s, ours {p['sparse_s']} s: ratio **{p['ratio']}**; identical pitch "
+                  f"tracks: {p['identical']} of {p['clips']}."]
     if "emodb" in r:
         e = r["emodb"]
         a, n = e["asr"], e["no_asr"]
