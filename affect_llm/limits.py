@@ -82,11 +82,15 @@ def prompt_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
 
 def check_messages(backend: Any, messages: list[dict[str, Any]], what: str = "input") -> int | None:
     """Refuse a prompt over `MAX_INPUT_TOKENS` (counted with the backend's own chat template); returns the
-    token count, or None when the backend has no local tokenizer (the character bound still applies)."""
-    check_chars(messages_chars(messages), what)
+    token count, or None when the backend has no local tokenizer (a remote server: the request's character
+    bound applies here, the server enforces its own context)."""
     tok = tokenizer_of(backend)
     if tok is None:
         return None
+    n_chars = messages_chars(messages)
+    if n_chars > 2 * MAX_INPUT_CHARS:  # never tokenize megabytes (the prompt repeats the input as evidence)
+        raise InputTooLongError(f"{what} is too long: the prompt holds {n_chars:,} characters; the limit is "
+                                f"{MAX_INPUT_TOKENS:,} prompt tokens. Shorten the text or the context")
     n = prompt_tokens(tok, messages)
     if n > MAX_INPUT_TOKENS:
         raise InputTooLongError(f"{what} is too long: {n:,} prompt tokens after the template; the limit is "

@@ -53,6 +53,10 @@ def cues(
         score_cues,
     )
 
+    if out is not None:
+        from affect_llm.fileio import check_output_dir
+
+        check_output_dir(out, inputs=[gold, pred])  # before the embedder or the judge loads
     gold_map = read_cue_file(gold, "gold")
     if not gold_map:
         raise AffectError(f"gold file {gold} has no samples")
