@@ -66,7 +66,8 @@ class SentenceEmbedder:
     """A sentence-transformers model: the bundled MiniLM asset by default, or a local path / hub id."""
 
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
-        require("retrieval", "retrieval", ("faiss", "sentence_transformers"))
+        # Only sentence-transformers: the label model embeds with this class and needs no FAISS index.
+        require("retrieval", "sentence embeddings", "sentence_transformers")
         from affect_llm.threads import configure_threads
 
         configure_threads()

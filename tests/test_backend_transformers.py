@@ -50,7 +50,7 @@ def test_decode_loop_matches_generate(backend):
     """Our decoding loop gives exactly transformers' greedy tokens (it only drops generate's overhead)."""
     import torch
 
-    enc = backend.tokenizer([backend.prompt_text(MSG)], return_tensors="pt", add_special_tokens=False)
+    enc = backend.tokenizer([backend.prompt_text(MSG)], return_tensors="pt", add_special_tokens=False).to(backend.device)
     with torch.inference_mode():
         ref = backend.model.generate(**enc, max_new_tokens=12, min_new_tokens=12, do_sample=False,
                                      pad_token_id=backend.tokenizer.pad_token_id)
@@ -107,3 +107,30 @@ def test_one_schema_per_row_in_one_batch(backend):
     gens = backend.generate([MSG, other], max_new_tokens=80, json_schema=[a, b])
     for g, sc in zip(gens, (a, b)):
         jsonschema.validate(json.loads(g.text, strict=False), sc)  # a random model may write raw tabs
+
+
+def test_device_is_resolved_with_clear_errors(monkeypatch):
+    import torch
+
+    from affect_llm.backends.transformers_backend import resolve_device
+    from affect_llm.errors import AffectError
+
+    assert resolve_device("cpu").type == "cpu"
+    monkeypatch.setenv("AFFECT_LLM_DEVICE", "cpu")
+    assert resolve_device().type == "cpu"
+    with pytest.raises(AffectError, match="unknown device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(AffectError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_cpu_and_default_device_agree(tiny_llama_dir, backend):
+    """On a GPU host the default backend runs on CUDA: its constrained answer must be the CPU one."""
+    cpu = TransformersBackend(model=str(tiny_llama_dir), dtype="float32", device="cpu")
+    schema = answer_schema(["anger", "joy"], 2, ["E1", "E2"])
+    priors = [{"anger": 0.9, "joy": 0.1}]
+    a = cpu.generate([MSG], max_new_tokens=200, json_schema=schema, label_priors=priors)[0]
+    b = backend.generate([MSG], max_new_tokens=200, json_schema=schema, label_priors=priors)[0]
+    assert json.loads(a.text)["labels"] == json.loads(b.text)["labels"]
+    assert a.finish_reason == b.finish_reason == "stop"

@@ -278,7 +278,7 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
                 # End-of-sequence is allowed only once the root object is closed: stop right there
                 # instead of letting the model pad the answer with trailing whitespace.
                 allowed = [self.eos]
-            idx = torch.as_tensor(allowed, dtype=torch.long)
+            idx = torch.as_tensor(allowed, dtype=torch.long, device=scores.device)
             idx = idx[idx < scores.shape[-1]]
             mask[row, idx] = 0.0  # tensor ops: a Python filter cost ~4 % of decoding
             state = self.enforcer.prefix_states.get(tuple(seq))
@@ -286,10 +286,11 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
             if isinstance(key, tuple) and key[0] == "json_freetext":
                 # lmfe's free-text shortcut admits any quote-free token, ignoring the alphabet; its character
                 # parser then breaks on the token and allows end-of-sequence mid-string.
-                mask[row, self.outside[self.outside < scores.shape[-1]]] = float("-inf")
+                outside = self.outside.to(scores.device)
+                mask[row, outside[outside < scores.shape[-1]]] = float("-inf")
             prior = self.priors[row] if self.priors and row < len(self.priors) else None
             if prior:
                 bias = self._prior_bias(seq, idx.tolist(), prior)
                 if bias is not None:
-                    mask[row, idx] = bias
+                    mask[row, idx] = bias.to(scores.device)
         return scores + mask

@@ -22,6 +22,7 @@ class TransformersBackend:
         adapter: str | None = None,
         projector: str | None = None,
         dtype: str | None = None,
+        device: str | None = None,
         threads: int | None = None,
         repetition_penalty: float = float(DECODING["repetition_penalty"]),
         model_obj: Any = None,
@@ -31,13 +32,16 @@ class TransformersBackend:
 
         `projector`: a folder saved by the projector SFT stages; prompts may then hold `<audio>` / `<face>`
         and `generate(..., media=[{"audio": path}, ...])` fills them with soft tokens.
+        `device`: "cpu", "cuda", "cuda:1", ... (default: $AFFECT_LLM_DEVICE, else CUDA when present, else CPU);
+        a `model_obj` stays where it is.
         """
         import torch
 
         from affect_llm.threads import configure_threads
 
         configure_threads(threads)
-        dtype = dtype or default_dtype()
+        self.device = resolve_device(device) if model_obj is None else next(model_obj.parameters()).device
+        dtype = dtype or default_dtype(self.device)
         if dtype not in DTYPES:
             raise AffectError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         self.dtype = dtype
@@ -51,7 +55,7 @@ class TransformersBackend:
 
             label, path = resolve_model(model)
             self.model_id = label
-            merged = _merged_dir(path, adapter) if adapter else None
+            merged = _merged_dir(path, adapter, dtype) if adapter else None
             if merged is not None and (merged / "config.json").is_file():
                 path = str(merged)  # the adapter was merged into these weights before: no PEFT needed
                 merged = None
@@ -79,6 +83,8 @@ class TransformersBackend:
         self.accepts_media = self.affect is not None
         self.accepts_label_priors = True
         self._prefixes: dict[tuple[int, ...], Any] = {}
+        if model_obj is None:
+            self.model.to(self.device)
         self.model.eval()
         tok = self.tokenizer
         tok.padding_side = "left"
@@ -107,7 +113,7 @@ class TransformersBackend:
             return None
         cached = self._prefixes.get(tuple(head_ids))
         if cached is None:
-            ids = torch.tensor([head_ids])
+            ids = torch.tensor([head_ids], device=self.device)
             with torch.inference_mode():
                 out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True,
                                  logits_to_keep=1)
@@ -119,7 +125,8 @@ class TransformersBackend:
         pad = self.tokenizer.pad_token_id
         ids = [head_ids + [pad] * (width - len(r) + n) + r[n:] for r in rows]
         mask = [[1] * n + [0] * (width - len(r) + n) + [1] * (len(r) - n) for r in rows]
-        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}, cached
+        return {"input_ids": torch.tensor(ids, device=self.device),
+                "attention_mask": torch.tensor(mask, device=self.device)}, cached
 
     def prompt_text(self, messages: list[Message]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -152,7 +159,8 @@ class TransformersBackend:
                 raise AffectError("audio/face soft tokens need a projector (load one with --projector DIR)")
             shared = self._with_prefix(batch, prompts)
             enc, prefix = shared if shared is not None else (
-                self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False), None)
+                self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device),
+                None)
         processors: list[Any] = []
         if self.repetition_penalty != 1.0:
             from transformers import RepetitionPenaltyLogitsProcessor
@@ -165,7 +173,7 @@ class TransformersBackend:
 
             processors.append(JsonSchemaLogitsProcessor(self.tokenizer, json_schema, label_priors=label_priors,
                                                         prior_weight=float(DECODING["prior_weight"])))
-        gen = torch.Generator().manual_seed(seed) if temperature > 0 else None
+        gen = torch.Generator(device=self.device).manual_seed(seed) if temperature > 0 else None
         with torch.inference_mode():
             new, logps = decode_loop(self.model, enc, processors, max_new_tokens=max_new_tokens,
                                      eos=self.tokenizer.eos_token_id, temperature=temperature, generator=gen,
@@ -234,7 +242,7 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
     seq = ids
     new: list[list[int]] = [[] for _ in range(rows)]
     logps: list[list[float]] = [[] for _ in range(rows)]
-    done = torch.zeros(rows, dtype=torch.bool)
+    done = torch.zeros(rows, dtype=torch.bool, device=ids.device)
     next_pos = pos[:, -1:] + 1
     jump = None
     if rows == 1 and tokenizer is not None:
@@ -274,11 +282,11 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
                 if emit is not None:
                     emit(0, t)
             if extra:
-                step = torch.cat([step, torch.tensor([extra], dtype=step.dtype)], dim=1)
+                step = torch.cat([step, torch.tensor([extra], dtype=step.dtype, device=step.device)], dim=1)
         k = step.shape[1]
         seq = torch.cat([seq, step], dim=1)
-        mask = torch.cat([mask, torch.ones((rows, k), dtype=mask.dtype)], dim=1)
-        step_pos = next_pos + torch.arange(k)[None, :]
+        mask = torch.cat([mask, torch.ones((rows, k), dtype=mask.dtype, device=mask.device)], dim=1)
+        step_pos = next_pos + torch.arange(k, device=mask.device)[None, :]
         if max(len(n) for n in new) >= max_new_tokens:
             break
         out = model(input_ids=step, attention_mask=mask, position_ids=step_pos, past_key_values=past,
@@ -289,9 +297,29 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
     return new, logps
 
 
-def default_dtype() -> str:
-    """float32 unless the CPU computes bf16 natively (AVX512-BF16 / AMX): emulated bf16 matmuls are slower
-    than float32 ones, and a 135M model's weights fit either way."""
+def resolve_device(device: str | None = None):
+    """The torch device to run on: `device`, else $AFFECT_LLM_DEVICE, else CUDA when present, else CPU."""
+    import os
+
+    import torch
+
+    name = device or os.environ.get("AFFECT_LLM_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise AffectError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AffectError(f"device {name!r} asked for, but this torch build sees no CUDA GPU")
+    return dev
+
+
+def default_dtype(device: Any = None) -> str:
+    """On a GPU bfloat16 where supported. On a CPU float32 unless it computes bf16 natively (AVX512-BF16 /
+    AMX): emulated bf16 matmuls are slower than float32 ones, and a 135M model's weights fit either way."""
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     try:
         flags = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
@@ -329,7 +357,7 @@ def _load(path: str, dtype):
     return model, tokenizer
 
 
-def _merged_dir(base: str, adapter: str):
+def _merged_dir(base: str, adapter: str, dtype: str):
     """Where the base model with `adapter` merged in is cached: keyed by the base's and the adapter's files.
 
     Merging needs PEFT, whose import alone took 9 s here; a cold `explain` loads the merged copy instead."""
@@ -338,7 +366,7 @@ def _merged_dir(base: str, adapter: str):
 
     from affect_llm.assets import cache_dir
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(dtype.encode())  # saved in the dtype it was loaded in: a bf16 copy must not serve float32
     for folder in (Path(base), Path(adapter)):
         for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
             st = f.stat()
