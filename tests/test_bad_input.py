@@ -346,3 +346,11 @@ def test_serve_uses_the_bundled_adapter_like_the_cli():
     settings = ServeSettings(engine="transformers")
     assert resolve_adapter(settings.base_adapter, settings.model) == resolve_adapter("default", None)
     assert ServeSettings(engine="transformers", base_adapter=None).base_adapter is None
+
+
+@pytest.mark.parametrize("kwargs", [{"adapter": "runs/lora"}, {"dtype": "bfloat16"}, {"temprature": 0.5}])
+def test_openai_backend_refuses_what_it_would_drop(kwargs):
+    from affect_llm.backends import make_backend
+
+    with pytest.raises(AffectError, match=f"does not take {next(iter(kwargs))}"):
+        make_backend("openai", base_url=DEAD_URL, **kwargs)

@@ -26,10 +26,14 @@ class OpenAIBackend:
         api_key: str | None = None,
         timeout: float = 120.0,
         concurrency: int = 8,
-        **_: Any,
+        **unknown: Any,
     ) -> None:
         import httpx
 
+        given = sorted(k for k, v in unknown.items() if v is not None)
+        if given:  # an in-process option (adapter, dtype, projector, ...) must not be dropped silently
+            raise AffectError(f"the openai backend does not take {', '.join(given)}: the server behind --base-url "
+                              "loads the model and its adapters")
         if not base_url:
             raise AffectError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         self.base_url = base_url.rstrip("/")
