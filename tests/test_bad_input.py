@@ -354,3 +354,13 @@ def test_openai_backend_refuses_what_it_would_drop(kwargs):
 
     with pytest.raises(AffectError, match=f"does not take {next(iter(kwargs))}"):
         make_backend("openai", base_url=DEAD_URL, **kwargs)
+
+
+def test_index_build_never_replaces_a_folder_that_is_not_an_index(files, tmp_path, capsys):
+    pytest.importorskip("faiss")
+    home = tmp_path / "notes"
+    home.mkdir()
+    (home / "keep.txt").write_text("precious\n", encoding="utf-8")
+    code, _, err = cli(capsys, "index", "build", "--data", files["F"], "--out", home)
+    assert_error_line(code, err, "not a demonstration index")
+    assert (home / "keep.txt").read_text(encoding="utf-8") == "precious\n"

@@ -33,6 +33,9 @@ def build_cmd(
     if not samples:
         raise AffectError(f"{data} holds no samples to index")
     check_output_dir(out, inputs=[data])  # before the embedding, not after
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise AffectError(f"{out} is a folder with other files, not a demonstration index; it would be replaced, "
+                          "so give a new or an index folder")
     idx = DemoIndex.build(samples, out, model=model, context_turns=context_turns,
                           hnsw_threshold=hnsw_threshold, batch_size=batch_size, progress=True,
                           data_path=str(data.resolve()))

@@ -84,6 +84,9 @@ class _AffectFields:
             errs.append("train_file: required (a canonical JSONL file)")
         elif not Path(self.train_file).is_file():
             errs.append(f"train_file: no such file {self.train_file!r}")
+        out = getattr(self, "output_dir", None)
+        if out and Path(out).exists() and not Path(out).is_dir():  # e.g. the training file itself
+            errs.append(f"output_dir: {out!r} exists and is not a folder")
         if self.eval_file and not Path(self.eval_file).is_file():
             errs.append(f"eval_file: no such file {self.eval_file!r}")
         if self.max_samples is not None and self.max_samples < 1:
