@@ -124,7 +124,9 @@ def bench_cmd(
     95% confidence intervals on the differences to the first run.
     """
     from affect_llm.eval.bench import compare_runs, run_bench, select_cells
+    from affect_llm.fileio import check_output_dir
 
+    check_output_dir(out, inputs=list(runs or []))  # before any model loads
     if compare:
         doc = compare_runs(list(runs or []), out, n_boot=n_boot, seed=seed)
         typer.echo(f"compared {len(doc['runs'])} runs on {len({r['cell'] for r in doc['rows']})} cells → {out / 'compare.md'}")

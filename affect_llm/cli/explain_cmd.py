@@ -234,6 +234,9 @@ def chat(
         except (EOFError, KeyboardInterrupt):
             console.print()
             break
+        except UnicodeDecodeError as err:  # a terminal in another encoding: this line only
+            console.print(f"[red]error:[/] the line is not UTF-8 text (invalid byte at offset {err.start})")
+            continue
         line = line.strip()
         if not line:
             continue
@@ -250,8 +253,8 @@ def chat(
             else:
                 console.print(f"[red]unknown command {cmd}[/]; {CHAT_HELP}")
             continue
-        req = request_from(text=line, speaker=speaker, context=turns[-history:] if history else [])
         try:
+            req = request_from(text=line, speaker=speaker, context=turns[-history:] if history else [])
             with console.status("thinking …"):
                 report = explainer.explain(request=req)
         except AffectError as err:
