@@ -9,7 +9,10 @@ DECODING: dict[str, float | int] = {
     # Evidence ids and quoted words repeat by design, and the schema bounds every string, so no penalty.
     "repetition_penalty": 1.0,
     # Weight of the label model's log-probability added to the LLM's when it picks a label (backends that
-    # decode in-process; 0 = the LLM alone, 1 = a plain product of the two experts). 2 was best of 0/1/2 on 48
-    # MELD dev turns (weighted F1 .357 / .509 / .521; the label model alone .476).
-    "prior_weight": 2.0,
+    # decode in-process; 0 = the LLM alone, 1 = a plain product of the two experts). The shipped 135M adapter
+    # over-answers "neutral"; 8 against 2 on the same dev draws (bench/answer_quality.py llm --prior-weight):
+    # MELD wF1 .434 vs .408 (its label model .434), EmoryNLP .486 vs .456, GoEmotions macro-28 .169 vs .143
+    # (Ekman .321 vs .354), OV-MERD EW-L1 .089 vs .087; with a MELD-trained label model .460 vs .499.
+    # A larger model that knows the labels itself wants less: lower it there.
+    "prior_weight": 8.0,
 }

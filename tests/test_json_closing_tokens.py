@@ -53,3 +53,19 @@ def test_escaped_quotes_are_not_closers(tok):
             text = tok.decode([token_id])
             assert content in text
             assert (len(content) - len(content.rstrip("\\"))) % 2 == 0, text
+
+
+def test_no_escapes_inside_free_text(tok):
+    """A backslash would let the model quote JSON inside its explanation (`\\"joy\\", \\"joy\\"},`)."""
+    import torch
+
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+    from affect_llm.explain_task import answer_schema
+
+    proc = JsonSchemaLogitsProcessor(tok, answer_schema(["joy"], 1, ["E1"]))
+    seq = _walk(proc, tok, '{"labels": ["joy"], "cues": ["E1"], "explanation": "Monica says')
+    scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+    backslashed = [i for i in range(len(tok)) if "\\" in tok.decode([i])]
+    plain = tok.convert_tokens_to_ids(tok.tokenize(" that"))
+    assert backslashed and all(scores[i] == float("-inf") for i in backslashed)
+    assert scores[plain[0]] == 0.0

@@ -161,9 +161,11 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
         # Strings hold printable ASCII without braces or brackets. A small model that writes `"}` mid-sentence
         # is trying to end the JSON; and after a curly quote or apostrophe (“ ’, multi-byte tokens) the
         # character parser took end-of-sequence as valid mid-string, cutting 13 % of MELD explanations.
-        # Labels and ids are ASCII; explanations write ' and " instead.
+        # Labels and ids are ASCII; explanations quote with '.
         alphabet = "".join(ch for ch in string.printable if ch not in "{}[]\t\n\r\x0b\x0c")
-        self.outside = _outside_tokens(tokenizer, alphabet)
+        # Nor escapes: lmfe always admits a backslash in strings, and a model that writes \" is quoting JSON
+        # (seen: `\"joy\", \"joy\"},` inside an explanation). Tokens with a backslash are masked in free text.
+        self.outside = _outside_tokens(tokenizer, alphabet.replace("\\", ""))
         config = CharacterLevelParserConfig(alphabet=alphabet,
                                             max_consecutive_whitespaces=1, force_json_field_order=True)
         # One enforcer per distinct schema; `schema` may be a list with one per batch row.
