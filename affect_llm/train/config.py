@@ -396,29 +396,28 @@ _RANGES: dict[str, tuple[float, bool, float | None]] = {
 
 
 def value_errors(cls: type, values: dict[str, Any]) -> dict[str, str]:
-    """key -> problem for values of the wrong type (by the field's default) or outside their range."""
+    """key -> problem for values of the wrong type (by the field's annotation) or outside their range."""
     import math
 
-    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(cls) if f.init}
     out: dict[str, str] = {}
     for key, value in values.items():
-        default = defaults.get(key, dataclasses.MISSING)
-        if value is None:
+        ann = annotations.get(key, "")
+        if value is None or "str" in ann or "Any" in ann or "dict" in ann or "list" in ann:
             continue
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                out[key] = f"{key}: must be true or false, got {value!r}"
+        kinds = [k for k in ("bool", "int", "float") if k in ann]
+        if not kinds and key not in _RANGES:
             continue
-        numeric = isinstance(default, (int, float)) or key in _RANGES
-        if not numeric:
+        is_bool = isinstance(value, bool)
+        ok = (is_bool and ("bool" in kinds or "float" in kinds)) or (not is_bool and (  # false/true read as 0/1
+            (isinstance(value, int) and ("int" in kinds or "float" in kinds or not kinds))
+            or (isinstance(value, float) and ("float" in kinds or not kinds
+                                              or ("int" in kinds and value.is_integer())))))
+        if not ok:
+            want = " or ".join({"bool": "true/false", "int": "an integer", "float": "a number"}[k] for k in kinds)
+            out[key] = f"{key}: must be {want or 'a number'}, got {value!r}"
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            kind = "an integer" if isinstance(default, int) and not isinstance(default, bool) else "a number"
-            out[key] = f"{key}: must be {kind}, got {value!r}"
-            continue
-        if isinstance(default, int) and not isinstance(default, float) and isinstance(value, float) \
-                and not value.is_integer():
-            out[key] = f"{key}: must be an integer, got {value!r}"
+        if is_bool:
             continue
         if not math.isfinite(value):
             out[key] = f"{key}: must be finite, got {value!r}"
