@@ -69,3 +69,17 @@ def test_no_escapes_inside_free_text(tok):
     plain = tok.convert_tokens_to_ids(tok.tokenize(" that"))
     assert backslashed and all(scores[i] == float("-inf") for i in backslashed)
     assert scores[plain[0]] == 0.0
+
+
+def test_no_percent_inside_free_text(tok):
+    """The prompt's only percentages are the label model's; explanations must not copy them out."""
+    import torch
+
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+    from affect_llm.explain_task import answer_schema
+
+    proc = JsonSchemaLogitsProcessor(tok, answer_schema(["anger"], 1, ["E1"]))
+    seq = _walk(proc, tok, '{"labels": ["anger"], "cues": ["E1"], "explanation": "Joey says it: anger 83')
+    scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+    percent = [i for i in range(len(tok)) if "%" in tok.decode([i])]
+    assert percent and all(scores[i] == float("-inf") for i in percent)

@@ -164,8 +164,10 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
         # Labels and ids are ASCII; explanations quote with '.
         alphabet = "".join(ch for ch in string.printable if ch not in "{}[]\t\n\r\x0b\x0c")
         # Nor escapes: lmfe always admits a backslash in strings, and a model that writes \" is quoting JSON
-        # (seen: `\"joy\", \"joy\"},` inside an explanation). Tokens with a backslash are masked in free text.
-        self.outside = _outside_tokens(tokenizer, alphabet.replace("\\", ""))
+        # (seen: `\"joy\", \"joy\"},` inside an explanation); nor "%": the only percentages in the prompt are
+        # the label model's, and a small model copies them out ("anger: 83%, sadness: 4%"). Both are masked
+        # in free text.
+        self.outside = _outside_tokens(tokenizer, alphabet.replace("\\", "").replace("%", ""))
         config = CharacterLevelParserConfig(alphabet=alphabet,
                                             max_consecutive_whitespaces=1, force_json_field_order=True)
         # One enforcer per distinct schema; `schema` may be a list with one per batch row.
