@@ -340,8 +340,9 @@ def test_usage_errors_are_one_error_line(argv, needle, capsys):
 
 
 def test_serve_uses_the_bundled_adapter_like_the_cli():
-    from affect_llm.assets import resolve_adapter
     from affect_llm.serve.config import ServeSettings
+
+    from affect_llm.assets import resolve_adapter
 
     settings = ServeSettings(engine="transformers")
     assert resolve_adapter(settings.base_adapter, settings.model) == resolve_adapter("default", None)

@@ -7,7 +7,6 @@ garbage requests leaves the server healthy with bounded memory.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -133,7 +132,6 @@ def test_info_documents_the_limits(fake_server):
 def test_wedged_engine_is_not_ok_and_recovers():
     need_serve()
     import httpx
-
     from affect_llm.serve.config import ServeSettings
 
     settings = ServeSettings(engine="transformers", asr_backend="none", request_timeout_s=10, wedged_after_s=0.5)
@@ -253,7 +251,6 @@ def test_soak_mixed_valid_and_garbage_requests(tiny_llama_dir):
     a JSON 4xx; memory stays bounded and /healthz is ok afterwards."""
     need_serve()
     import httpx
-
     from affect_llm.serve.config import ServeSettings
 
     if not os.path.exists("/proc/self/status"):
