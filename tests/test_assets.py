@@ -79,11 +79,29 @@ def test_registry_entries_are_complete():
     assert assets.REGISTRY[assets.DEFAULT_LLM].role == "llm"
 
 
-def test_resolve_model(tmp_path):
+def test_resolve_model(tmp_path, monkeypatch):
+    import time
+
+    from affect_llm import hub
+
     with pytest.raises(AffectError, match="unknown model"):
         assets.resolve_model("nosuchmodel")
     with pytest.raises(AffectError, match="no config.json"):
         assets.resolve_model(str(tmp_path))
+    # A hub id that is not cached: loaded by id when the hub answers, a fast error with the hint when not.
+    monkeypatch.setattr(hub, "cached_snapshot", lambda model_id: None)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=hub.PROBE_TIMEOUT_S: True)
     assert assets.resolve_model("Qwen/Qwen2.5-7B-Instruct") == ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=hub.PROBE_TIMEOUT_S: False)
+    with pytest.raises(AffectError, match="cannot be reached.*huggingface-cli download"):
+        assets.resolve_model("Qwen/Qwen2.5-7B-Instruct")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(AffectError, match="HF_HUB_OFFLINE is set"):
+        assets.resolve_model("Qwen/Qwen2.5-7B-Instruct")
+    assert time.perf_counter() - t0 < 5
+    monkeypatch.setattr(hub, "cached_snapshot", lambda model_id: str(tmp_path / "snap"))
+    assert assets.resolve_model("Qwen/Qwen2.5-7B-Instruct") == ("Qwen/Qwen2.5-7B-Instruct", str(tmp_path / "snap"))
     with pytest.raises(AffectError, match="not a language model"):
         assets.resolve_model("minilm")
