@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -11,24 +10,12 @@ from affect_llm.errors import AffectError, describe_validation
 from affect_llm.schema import Turn
 
 
-def read_text_file(path: Path, what: str = "file") -> str:
-    from affect_llm.fileio import read_text
-
-    return read_text(path, what)
-
-
 def read_context(path: Path) -> list[Turn]:
     """A dialogue as JSONL, one `{"speaker": str, "text": str}` per line; blank lines are skipped."""
+    from affect_llm.fileio import iter_jsonl
+
     turns: list[Turn] = []
-    for lineno, line in enumerate(read_text_file(path, "context file").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise AffectError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-        if not isinstance(obj, dict):
-            raise AffectError(f'{path}:{lineno}: expected an object like {{"speaker": "A", "text": "..."}}')
+    for lineno, obj in iter_jsonl(path, "context file"):
         try:
             turns.append(Turn(**obj))
         except ValidationError as err:

@@ -102,19 +102,9 @@ def _read_delimited(path: Path, delimiter: str) -> list[Row]:
 
 
 def _read_jsonl(path: Path) -> list[Row]:
-    rows: list[Row] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AffectError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise AffectError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            rows.append(Row(f"{path}:{lineno}", obj))
-    return rows
+    from affect_llm.fileio import iter_jsonl
+
+    return [Row(f"{path}:{lineno}", obj) for lineno, obj in iter_jsonl(path, "table")]
 
 
 def _read_parquet(path: Path) -> list[Row]:

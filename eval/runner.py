@@ -75,23 +75,15 @@ def load_items(path: str | os.PathLike[str], limit: int | None = None) -> list[E
     the canonical format are ignored); every problem names the file and line."""
     from pydantic import ValidationError
 
-    from affect_llm.fileio import iter_lines
+    from affect_llm.fileio import iter_jsonl
 
     p = Path(path)
     items: list[EvalItem] = []
     seen: dict[str, int] = {}
-    for lineno, line in iter_lines(p, "dataset"):
-        if not line.strip():
-            continue
+    for lineno, obj in iter_jsonl(p, "dataset"):
         if limit is not None and len(items) >= limit:
             break
         where = f"{p}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AffectError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise AffectError(f"{where}: expected a JSON object")
         sid, text, labels = obj.get("id"), obj.get("text", ""), obj.get("labels")
         if not isinstance(sid, str) or not sid:
             raise AffectError(f"{where}: field 'id' must be a non-empty string")

@@ -34,17 +34,25 @@ def _label_space(raw: Optional[str]) -> Optional[list[str]]:
     return labels
 
 
-def _label_model_choice(label_model: Optional[Path], no_label_model: bool) -> Optional[str]:
-    """--label-model DIR, --no-label-model, or the bundled default ("default", resolved by the Explainer)."""
-    if label_model is not None and no_label_model:
-        raise AffectError("give either --label-model or --no-label-model, not both")
-    if no_label_model:
+def _bundled_or_folder(kind: str, folder: Optional[Path], off: bool) -> Optional[str]:
+    """--KIND DIR, --no-KIND, or the bundled default ("default", resolved by the Explainer)."""
+    if folder is not None and off:
+        raise AffectError(f"give either --{kind} or --no-{kind}, not both")
+    if off:
         return None
-    if label_model is None:
+    if folder is None:
         return "default"
-    if not label_model.is_dir():
-        raise AffectError(f"label model folder not found: {label_model}")
-    return str(label_model)
+    if not folder.is_dir():
+        raise AffectError(f"{kind.replace('-', ' ')} folder not found: {folder}")
+    return str(folder)
+
+
+def _label_model_choice(label_model: Optional[Path], no_label_model: bool) -> Optional[str]:
+    return _bundled_or_folder("label-model", label_model, no_label_model)
+
+
+def _adapter_choice(adapter: Optional[Path], no_adapter: bool) -> Optional[str]:
+    return _bundled_or_folder("adapter", adapter, no_adapter)
 
 
 def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max_new_tokens, temperature, seed, dtype,
@@ -62,19 +70,6 @@ def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max
         label_vocabulary=None if free_labels else "emotions", demos=demos, k=k, projector=projector,
         label_model=label_model,
     )
-
-
-def _adapter_choice(adapter: Optional[Path], no_adapter: bool) -> Optional[str]:
-    """--adapter DIR, --no-adapter, or the bundled default ("default", resolved by the Explainer)."""
-    if adapter is not None and no_adapter:
-        raise AffectError("give either --adapter or --no-adapter, not both")
-    if no_adapter:
-        return None
-    if adapter is None:
-        return "default"
-    if not adapter.is_dir():
-        raise AffectError(f"adapter folder not found: {adapter}")
-    return str(adapter)
 
 
 def _projector_media(projector: Path, audio: list[Path], video: list[Path], image: list[Path]) -> dict[str, str]:
