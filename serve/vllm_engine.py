@@ -108,7 +108,6 @@ class VLLMEngine(Engine):
         self.port: int | None = None
         self.log_path: Path | None = None
         self._key = secrets.token_urlsafe(24)
-        self._stopping = False
         self._client: Any = None
         self.explainers: dict = {}
 
@@ -157,7 +156,7 @@ class VLLMEngine(Engine):
             while True:
                 rc = self.proc.poll()
                 if rc is not None:
-                    why = "was stopped" if self._stopping else f"exited with code {rc}"
+                    why = "was stopped" if self._stopping.is_set() else f"exited with code {rc}"
                     raise AffectError(f"vLLM engine {why} during start-up; last lines of {self.log_path}:\n"
                                       f"{_tail(self.log_path)}")
                 if time.monotonic() > deadline:
@@ -178,7 +177,7 @@ class VLLMEngine(Engine):
         self.explainers = self.make_explainers(backends)
 
     def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()  # the base class's Event: cancel_all() sets it too
         self._kill()
         super().stop()
 

@@ -28,7 +28,6 @@ def _need_vllm() -> None:
         pytest.skip("vLLM not installed (pip install 'affect-llm[vllm]')")
 
 
-@pytest.mark.xfail(reason='known regression of this round: the served vLLM answer to the new evidence-id schema fails to parse; open in the closing note', strict=False)
 def test_serve_with_the_vllm_engine(tmp_path):
     need_serve()
     _need_vllm()
