@@ -290,8 +290,9 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
             if isinstance(key, tuple) and key[0] == "json_freetext":
                 # lmfe's free-text shortcut admits any quote-free token, ignoring the alphabet; its character
                 # parser then breaks on the token and allows end-of-sequence mid-string.
-                outside = self.outside.to(scores.device)
-                mask[row, outside[outside < scores.shape[-1]]] = float("-inf")
+                if self.outside.device != scores.device:  # once, on a GPU
+                    self.outside = self.outside.to(scores.device)
+                mask[row, self.outside[self.outside < scores.shape[-1]]] = float("-inf")
             prior = self.priors[row] if self.priors and row < len(self.priors) else None
             if prior:
                 bias = self._prior_bias(seq, idx.tolist(), prior)

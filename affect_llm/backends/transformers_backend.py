@@ -74,17 +74,18 @@ class TransformersBackend:
                     _save_merged(self.model, self.tokenizer, merged)
             bundled = default_adapter_dir()
             self.model_id = f"{self.model_id}+{'default' if bundled and Path(adapter).resolve() == bundled else adapter}"
+        if model_obj is None:
+            self.model.to(self.device)
         self.affect = None
         if projector:
             from affect_llm.projector.affect_lm import AffectLM
 
-            self.affect = AffectLM.from_pretrained(projector, self.model, self.tokenizer)
+            # Built after the move, on the LM's device: the projector's own weights are not part of the LM.
+            self.affect = AffectLM.from_pretrained(projector, self.model, self.tokenizer).to(self.device)
             self.model_id = f"{self.model_id}+projector"
         self.accepts_media = self.affect is not None
         self.accepts_label_priors = True
         self._prefixes: dict[tuple[int, ...], Any] = {}
-        if model_obj is None:
-            self.model.to(self.device)
         self.model.eval()
         tok = self.tokenizer
         tok.padding_side = "left"
@@ -366,6 +367,8 @@ def _merged_dir(base: str, adapter: str, dtype: str):
 
     from affect_llm.assets import cache_dir
 
+    if not (Path(base) / "config.json").is_file():
+        return None  # a hub id: nothing local to key on
     h = hashlib.sha256(dtype.encode())  # saved in the dtype it was loaded in: a bf16 copy must not serve float32
     for folder in (Path(base), Path(adapter)):
         for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
@@ -373,8 +376,6 @@ def _merged_dir(base: str, adapter: str, dtype: str):
             h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
             if f.suffix == ".json" or st.st_size < 16 * 2**20:  # small files (the adapter): by content
                 h.update(f.read_bytes())
-    if not (Path(base) / "config.json").is_file():
-        return None  # a hub id: nothing local to key on
     return cache_dir() / "merged" / h.hexdigest()[:24]
 
 
@@ -385,6 +386,9 @@ def _save_merged(model, tokenizer, out) -> None:
 
     from affect_llm.fileio import replace_dir
 
+    import shutil
+
+    tmp = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -392,7 +396,8 @@ def _save_merged(model, tokenizer, out) -> None:
         tokenizer.save_pretrained(str(tmp))
         replace_dir(tmp, out)
     except OSError:
-        pass
+        if tmp is not None:  # a full disk must not leave half a model copy in the cache
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _attach_adapter(model, adapter: str):

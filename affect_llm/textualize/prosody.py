@@ -22,6 +22,7 @@ numbers as evidence; the thresholds are the `GRADES` below.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -37,6 +38,7 @@ HOP = 160  # 10 ms
 PITCH_FRAME = 1024
 RMS_FRAME = 400  # 25 ms
 FMIN, FMAX = 60.0, 600.0
+_PYIN_LOCK = threading.Lock()
 HNR_STEP_S = 0.04  # Praat harmonicity time step: its clip mean is as stable as at 0.01 s, at 1/3 the cost
 ACTIVE_RANGE_DB = 30.0  # frames this far below the loud frames (95th percentile) count as silence
 ACTIVE_FLOOR_DB = -60.0
@@ -287,13 +289,15 @@ def _pyin(y: np.ndarray):
     import librosa
     from librosa import sequence
 
-    dense = sequence.viterbi
-    sequence.viterbi = _sparse_viterbi
-    try:
-        return librosa.pyin(y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP,
-                            resolution=0.25, center=True, fill_na=None)
-    finally:
-        sequence.viterbi = dense
+    # One swap at a time: two threads swapping and restoring could leave either function installed for good.
+    with _PYIN_LOCK:
+        dense = sequence.viterbi
+        sequence.viterbi = _sparse_viterbi
+        try:
+            return librosa.pyin(y, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=PITCH_FRAME, hop_length=HOP,
+                                resolution=0.25, center=True, fill_na=None)
+        finally:
+            sequence.viterbi = dense
 
 
 def pitch_track(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
