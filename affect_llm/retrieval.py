@@ -73,7 +73,9 @@ class SentenceEmbedder:
         configure_threads()
         self.model_id, load_from = resolve_embedder(model)
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a per-load weight bar is noise before a one-line CLI answer
         try:
             self.model = SentenceTransformer(load_from, device=device)
         except OSError as e:

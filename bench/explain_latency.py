@@ -6,7 +6,7 @@ weights (no constraint, `min_new_tokens=64`). The configurations alternate text 
 hits both alike. Start-up is measured in fresh processes: `import affect_llm.cli.app`, and a cold
 `affect-llm explain --text ... --json` (start-up + load + answer). Usage:
 
-    python bench/explain_latency.py [--n 20] [--threads 1,2]
+    python bench/explain_latency.py [--n 20] [--threads 1,2] [--backends transformers,llamacpp]
 
 Writes bench/results/explain_latency.{json,md}.
 """
@@ -52,39 +52,45 @@ WORKER = r"""
 import json, sys, time
 import torch
 from affect_llm.pipeline import Explainer, request_from
-texts = json.loads(sys.argv[1])
-t0 = time.perf_counter()
-ex = Explainer()
-load_s = time.perf_counter() - t0
-ex.explain(text="warm-up")  # builds the schema tables once; not timed
-be = ex.backend
+texts, backends = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+exps, load_s = {}, {}
+for name in backends:
+    t0 = time.perf_counter()
+    exps[name] = Explainer(backend=name)
+    load_s[name] = time.perf_counter() - t0
+    exps[name].explain(text="warm-up")  # builds the schema tables once; not timed
+ref = exps.get("transformers") or Explainer(backend="transformers")
+be = ref.backend
 rows = []
 for t in texts:
-    start = time.perf_counter()
-    r = ex.explain(text=t)
-    ours = time.perf_counter() - start
-    prompt = be.prompt_text(ex.messages(request_from(text=t)))
+    row = {}
+    for name, ex in exps.items():
+        start = time.perf_counter()
+        r = ex.explain(text=t)
+        row[name] = {"s": time.perf_counter() - start, "tokens": r.timings["completion_tokens"],
+                     "answer": r.to_json_dict()}
+    prompt = be.prompt_text(ref.messages(request_from(text=t)))
     enc = be.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
     start = time.perf_counter()
     with torch.inference_mode():
         out = be.model.generate(**enc, max_new_tokens=64, min_new_tokens=64, do_sample=False,
                                 pad_token_id=be.tokenizer.pad_token_id)
-    plain = time.perf_counter() - start
-    rows.append({"ours_s": ours, "ours_tokens": r.timings["completion_tokens"], "plain_s": plain,
-                 "plain_tokens": int(out.shape[1] - enc["input_ids"].shape[1]), "prompt_tokens": int(enc["input_ids"].shape[1]),
-                 "answer": r.to_json_dict()})
+    row["plain_s"] = time.perf_counter() - start
+    row["plain_tokens"] = int(out.shape[1] - enc["input_ids"].shape[1])
+    row["prompt_tokens"] = int(enc["input_ids"].shape[1])
+    rows.append(row)
 print(json.dumps({"load_s": load_s, "dtype": be.dtype, "rows": rows}))
 """
 
 
-def run_worker(threads: int, texts: list[str]) -> dict:
+def run_worker(threads: int, texts: list[str], backends: list[str]) -> dict:
     env = {**os.environ, "AFFECT_LLM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(texts)], capture_output=True, text=True,
-                          env=env, check=True)
+    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(texts), json.dumps(backends)],
+                          capture_output=True, text=True, env=env, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def startup(threads: int, repeats: int) -> dict:
+def startup(threads: int, repeats: int, backend: str) -> dict:
     env = {**os.environ, "AFFECT_LLM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     cli = str(Path(sys.executable).with_name("affect-llm"))
     imp, cold = [], []
@@ -93,7 +99,8 @@ def startup(threads: int, repeats: int) -> dict:
         subprocess.run([sys.executable, "-c", "import affect_llm.cli.app"], check=True, env=env)
         imp.append(time.perf_counter() - start)
         start = time.perf_counter()
-        subprocess.run([cli, "explain", "--text", TEXTS[0], "--json"], check=True, env=env, capture_output=True)
+        subprocess.run([cli, "explain", "--text", TEXTS[0], "--json", "--backend", backend], check=True, env=env,
+                       capture_output=True)
         cold.append(time.perf_counter() - start)
     return {"import_s": statistics.median(imp), "cold_explain_s": statistics.median(cold)}
 
@@ -103,33 +110,39 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--startup-repeats", type=int, default=3)
+    ap.add_argument("--backends", default="transformers,llamacpp", help="our answer through these backends")
     args = ap.parse_args()
+    backends = args.backends.split(",")
     rows, answers = [], {}
     for threads in [int(x) for x in args.threads.split(",")]:
-        res = run_worker(threads, TEXTS[: args.n])
-        ours = [r["ours_s"] for r in res["rows"]]
+        res = run_worker(threads, TEXTS[: args.n], backends)
         plain = [r["plain_s"] for r in res["rows"]]
-        ours_tok = sum(r["ours_tokens"] for r in res["rows"])
         plain_tok = sum(r["plain_tokens"] for r in res["rows"])
-        st = startup(threads, args.startup_repeats)
-        rows.append({
-            "threads": threads, "dtype": res["dtype"], "texts": len(ours),
-            "ours_p50_s": percentile(ours, 50), "ours_p95_s": percentile(ours, 95),
-            "ours_tokens_mean": ours_tok / len(ours), "ours_tokens_per_s": ours_tok / sum(ours),
-            "plain64_p50_s": percentile(plain, 50), "plain64_p95_s": percentile(plain, 95),
-            "plain_tokens_per_s": plain_tok / sum(plain),
-            "ratio_p50_ours_vs_plain": percentile(ours, 50) / percentile(plain, 50),
-            "load_s": res["load_s"], **st,
-        })
-        answers[threads] = [{"text": t, **r["answer"]} for t, r in zip(TEXTS, res["rows"])]
-        print(json.dumps(rows[-1]), flush=True)
+        for name in backends:
+            ours = [r[name]["s"] for r in res["rows"]]
+            ours_tok = sum(r[name]["tokens"] for r in res["rows"])
+            st = startup(threads, args.startup_repeats, name)
+            rows.append({
+                "backend": name, "threads": threads, "texts": len(ours),
+                "ours_p50_s": percentile(ours, 50), "ours_p95_s": percentile(ours, 95),
+                "ours_tokens_mean": ours_tok / len(ours), "ours_tokens_per_s": ours_tok / sum(ours),
+                "plain64_p50_s": percentile(plain, 50), "plain64_p95_s": percentile(plain, 95),
+                "plain_tokens_per_s": plain_tok / sum(plain),
+                "ratio_p50_ours_vs_plain": percentile(ours, 50) / percentile(plain, 50),
+                "load_s": res["load_s"][name], **st,
+            })
+            answers[f"{name}@{threads}"] = [{"text": t, **r[name]["answer"]} for t, r in zip(TEXTS, res["rows"])]
+            print(json.dumps(rows[-1]), flush=True)
     cols = list(rows[0])
     md = ("# explain latency: ours (whole answer) vs plain transformers generate (64 greedy tokens), same weights\n\n"
           + md_table(rows, cols))
-    md += "\n\n## Answers (first thread count)\n\n"
-    for a in next(iter(answers.values())):
-        cues = "; ".join(f"{c['cue']}: {c['evidence']}" for c in a["cues"])
-        md += f"- **{a['text']}** → {', '.join(a['labels'])} ({a['confidence']:.2f}) — {a['explanation']} [{cues}]\n"
+    for key, rows_ in answers.items():
+        if not key.endswith(f"@{args.threads.split(',')[0]}"):
+            continue
+        md += f"\n\n## Answers ({key} threads)\n\n"
+        for a in rows_:
+            cues = "; ".join(f"{c['cue']}: {c['evidence']}" for c in a["cues"])
+            md += f"- **{a['text']}** → {', '.join(a['labels'])} ({a['confidence']:.2f}) — {a['explanation']} [{cues}]\n"
     print(md)
     write_results("explain_latency", {"rows": rows, "answers": answers, "args": vars(args)}, md)
 

@@ -146,21 +146,6 @@ class Engine:
         return ""
 
 
-def merged_base(path: str, adapter: str) -> str:
-    """A model folder with `adapter` merged into `path`'s weights (cached; built once on first use)."""
-    from affect_llm.backends.transformers_backend import TransformersBackend, _merged_dir
-
-    out = _merged_dir(path, adapter, "float32")
-    if out is None:
-        raise AffectError(f"merging the adapter {adapter} needs a local model folder, not {path!r}")
-    if not (out / "config.json").is_file():
-        TransformersBackend(model=path, adapter=adapter, dtype="float32", device="cpu")  # merges, saves the copy
-    if not (out / "config.json").is_file():
-        raise AffectError(f"could not write the merged model to {out}; pass --no-default-adapter to serve the bare "
-                          "model")
-    return str(out)
-
-
 def make_engine(settings: ServeSettings) -> Engine:
     if settings.engine == "transformers":
         return TransformersEngine(settings)

@@ -128,7 +128,7 @@ class VLLMEngine(Engine):
         env = vllm_env("the vllm engine", self.settings.kv_cache_gib, dict(os.environ))
         label, path = resolve_model(self.settings.model)
         self.model_id = label
-        from affect_llm.serve.engines import merged_base
+        from affect_llm.backends.transformers_backend import merged_base
 
         from affect_llm.assets import resolve_adapter
 

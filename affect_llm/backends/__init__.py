@@ -15,9 +15,12 @@ from affect_llm.errors import lookup
 if TYPE_CHECKING:  # pragma: no cover
     from affect_llm.backends.base import Backend
 
-__all__ = ["BACKENDS", "backend_class", "backend_names", "make_backend"]
+__all__ = ["AUTO", "BACKENDS", "backend_class", "backend_names", "make_backend", "resolve_backend"]
+
+AUTO = "auto"
 
 BACKENDS: dict[str, str] = {
+    "llamacpp": "affect_llm.backends.llamacpp_backend:LlamaCppBackend",
     "openai": "affect_llm.backends.openai_backend:OpenAIBackend",
     "transformers": "affect_llm.backends.transformers_backend:TransformersBackend",
     "vllm": "affect_llm.backends.vllm_backend:VLLMBackend",
@@ -32,6 +35,33 @@ def backend_class(name: str) -> type[Backend]:
     """The backend class for `name` (UnknownNameError listing the choices otherwise), imported on demand."""
     module, _, attr = lookup(BACKENDS, "backend", name).partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def resolve_backend(name: str | None, model: str | None = None, *, projector: str | None = None) -> str:
+    """`auto` (or None) -> the fastest in-process engine for `model` on this host.
+
+    llama.cpp when it is installed, the model is an asset shipped as GGUF (the embedded default), and
+    neither a GPU nor a projector asks for torch; transformers otherwise. Other names pass through."""
+    import os
+
+    from affect_llm.extras import is_available
+
+    if name not in (None, "", AUTO):
+        return name
+    from affect_llm.assets import DEFAULT_LLM, REGISTRY
+
+    spec = REGISTRY.get(DEFAULT_LLM if model in (None, "", "default") else model)
+    if projector or spec is None or not spec.convert_options.get("gguf_file") or not is_available("llama_cpp"):
+        return "transformers"
+    device = os.environ.get("AFFECT_LLM_DEVICE", "")
+    if device.startswith("cuda"):
+        return "transformers"
+    if not device:
+        import torch  # the decode loop needs it anyway
+
+        if torch.cuda.is_available():
+            return "transformers"
+    return "llamacpp"
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor
 
 
 def tokenizer_data(tokenizer) -> Any:
@@ -142,8 +141,9 @@ def _tightened(schema: Any) -> Any:
     return schema
 
 
-class JsonSchemaLogitsProcessor(LogitsProcessor):
-    """Sets the score of every token that would break the schema to -inf, row by row."""
+class JsonSchemaLogitsProcessor:
+    """Sets the score of every token that would break the schema to -inf, row by row (a transformers
+    logits processor by its call signature; not derived from theirs, whose import costs seconds)."""
 
     def __init__(self, tokenizer, schema: dict[str, Any] | list[dict[str, Any]],
                  label_priors: list[dict[str, float] | None] | None = None, prior_weight: float = 1.0) -> None:
@@ -181,6 +181,7 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
             self.enforcers.append(by_key[key])
         self.enforcer = self.enforcers[0]
         self.eos = tokenizer.eos_token_id
+        self._big: dict[int, tuple[list[int], torch.Tensor]] = {}
         self.prompt_len: int | None = None
         self.closing = closing_tokens(tokenizer)
         self.priors = label_priors
@@ -258,6 +259,17 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
             out.append(self.prior_weight * math.log(max(mass, 1e-6)))
         return torch.tensor(out, dtype=torch.float32)
 
+    def _index(self, allowed: list[int], device) -> torch.Tensor:
+        """`allowed` as an index tensor. lmfe hands out the same list object for every free-text step (~45k
+        ids, 9 ms to convert each time); that one conversion is kept, checked by identity."""
+        if len(allowed) < 4096:
+            return torch.as_tensor(allowed, dtype=torch.long, device=device)
+        hit = self._big.get(id(allowed))
+        if hit is None or hit[0] is not allowed or hit[1].device != device:
+            hit = (allowed, torch.as_tensor(allowed, dtype=torch.long, device=device))
+            self._big = {id(allowed): hit}
+        return hit[1]
+
     def register(self, seq: list[int], extra: list[int]) -> None:
         """Walk the parser through appended (forced) tokens one by one, as lmfe derives each state from
         the one before; a jump of several tokens would otherwise look like a new prompt to it."""
@@ -282,7 +294,7 @@ class JsonSchemaLogitsProcessor(LogitsProcessor):
                 # End-of-sequence is allowed only once the root object is closed: stop right there
                 # instead of letting the model pad the answer with trailing whitespace.
                 allowed = [self.eos]
-            idx = torch.as_tensor(allowed, dtype=torch.long, device=scores.device)
+            idx = self._index(allowed, scores.device)
             idx = idx[idx < scores.shape[-1]]
             mask[row, idx] = 0.0  # tensor ops: a Python filter cost ~4 % of decoding
             state = self.enforcer.prefix_states.get(tuple(seq))

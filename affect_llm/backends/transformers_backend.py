@@ -181,29 +181,26 @@ class TransformersBackend:
                                      emit=(lambda row, tid: emit(row, self.tokenizer, tid)) if emit else None,
                                      cancelled=cancelled, tokenizer=self.tokenizer if json_schema else None,
                                      prefix=prefix)
-        results = []
-        eos = self.tokenizer.eos_token_id
-        for row in range(len(new)):
-            ids = new[row]
-            n = len(ids)
-            finish = "length"
-            if eos in ids:
-                n = ids.index(eos)
-                finish = "stop"
-            elif cancelled is not None and cancelled():
-                finish = "cancelled"
-            pieces = _pieces(self.tokenizer, ids[:n])
-            results.append(
-                Generation(
-                    text="".join(pieces),
-                    pieces=pieces,
-                    logprobs=logps[row][:n],
-                    prompt_tokens=int(enc["attention_mask"][row].sum()),
-                    completion_tokens=n,
-                    finish_reason=finish,
-                )
-            )
-        return results
+        return generations(self.tokenizer, new, logps, [int(m.sum()) for m in enc["attention_mask"]], cancelled)
+
+
+def generations(tokenizer, new: list[list[int]], logps: list[list[float]], prompt_tokens: list[int],
+                cancelled: Any = None) -> list[Generation]:
+    """`Generation`s from the decode loop's token ids and log-probabilities (cut at the first EOS)."""
+    results = []
+    eos = tokenizer.eos_token_id
+    for row, ids in enumerate(new):
+        n = len(ids)
+        finish = "length"
+        if eos in ids:
+            n = ids.index(eos)
+            finish = "stop"
+        elif cancelled is not None and cancelled():
+            finish = "cancelled"
+        pieces = _pieces(tokenizer, ids[:n])
+        results.append(Generation(text="".join(pieces), pieces=pieces, logprobs=logps[row][:n],
+                                  prompt_tokens=prompt_tokens[row], completion_tokens=n, finish_reason=finish))
+    return results
 
 
 def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_tokens: int, eos: int,
@@ -356,6 +353,18 @@ def _load(path: str, dtype):
             "use a local folder or a registered asset, see `affect-llm assets list`)"
         ) from None
     return model, tokenizer
+
+
+def merged_base(path: str, adapter: str) -> str:
+    """A model folder with `adapter` merged into `path`'s weights (cached; built once on first use)."""
+    out = _merged_dir(path, adapter, "float32")
+    if out is None:
+        raise AffectError(f"merging the adapter {adapter} needs a local model folder, not {path!r}")
+    if not (out / "config.json").is_file():
+        TransformersBackend(model=path, adapter=adapter, dtype="float32", device="cpu")  # merges, saves the copy
+    if not (out / "config.json").is_file():
+        raise AffectError(f"could not write the merged model to {out} (is the cache writable?)")
+    return str(out)
 
 
 def _merged_dir(base: str, adapter: str, dtype: str):

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     """
     click = _click()
 
+    # Recent typer's vendored click has no Abort; an `except` naming a missing attribute would itself raise.
+    abort = getattr(click, "Abort", None) or getattr(click.exceptions, "Abort", None) or KeyboardInterrupt
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         _check_argv(args)
@@ -96,10 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except click.exceptions.ClickException as err:
         sys.exit(_usage_error(err))
-    except click.exceptions.Abort:
-        typer.echo("\ninterrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (abort, KeyboardInterrupt):
         typer.echo("\ninterrupted", err=True)
         sys.exit(130)
     except UnicodeDecodeError as err:  # a reader that bypassed affect_llm.fileio: still one line

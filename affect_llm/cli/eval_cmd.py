@@ -45,7 +45,7 @@ def run_cmd(
     data: Path | None = typer.Option(None, "--data", help="canonical JSONL dataset (overrides the suite's)"),
     out: Path = typer.Option(..., "--out", help="run directory; an existing one of the same config is resumed"),
     model: str | None = typer.Option(None, "--model", help="model id or path (default: the suite's / built-in)"),
-    backend: str | None = typer.Option(None, "--backend", help="transformers | vllm | openai (default: auto)"),
+    backend: str | None = typer.Option(None, "--backend", help="auto | llamacpp | transformers | vllm | openai (auto: llama.cpp for the embedded model when installed)"),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder (default: the bundled tuned "
                                        "adapter when the model is the embedded default)"),
     no_adapter: bool = typer.Option(False, "--no-adapter", help="score the bare model, without the bundled adapter"),
@@ -105,7 +105,7 @@ def bench_cmd(
     cells: str | None = typer.Option(None, "--cells", help="comma-separated cell keys (default: all; see eval/bench.py)"),
     split: str = typer.Option("test", "--split", help="test (the reported protocol) or dev (for any selection)"),
     model: str | None = typer.Option(None, "--model", help="model id or path (default: the built-in model)"),
-    backend: str | None = typer.Option(None, "--backend", help="transformers | vllm | openai (default: auto)"),
+    backend: str | None = typer.Option(None, "--backend", help="auto | llamacpp | transformers | vllm | openai (auto: llama.cpp for the embedded model when installed)"),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder (default: the bundled one "
                                        "for the embedded model)"),
     no_adapter: bool = typer.Option(False, "--no-adapter", help="score the bare model"),

@@ -13,7 +13,8 @@ from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 ModelOpt = typer.Option(None, "--model", "-m", help="asset name, local checkpoint folder or HF id (default: embedded)")
-BackendOpt = typer.Option("transformers", "--backend", "-b", help="transformers | openai")
+BackendOpt = typer.Option("auto", "--backend", "-b", help="auto | llamacpp | transformers | vllm | openai (auto: "
+                          "llama.cpp for the embedded model when installed, else transformers)")
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
 ApiKeyOpt = typer.Option(None, "--api-key", envvar="AFFECT_LLM_API_KEY", help="Bearer key for --base-url")
 AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder to load on the model (default: the bundled "
@@ -60,8 +61,10 @@ def _make_explainer(model, backend, base_url, api_key, adapter, free_labels, max
     from affect_llm.backends import backend_names
     from affect_llm.pipeline import Explainer
 
-    if backend not in backend_names():
-        raise AffectError(f"unknown backend {backend!r}; choose one of: {', '.join(backend_names())}")
+    if backend != "auto" and backend not in backend_names():
+        raise AffectError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(backend_names())}")
+    if backend == "auto" and base_url:
+        backend = "openai"  # an endpoint was given: use it
     if backend == "openai" and not base_url:
         raise AffectError("--backend openai needs --base-url")
     return Explainer(

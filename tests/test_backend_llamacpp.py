@@ -1,0 +1,82 @@
+"""The llama.cpp backend: the GGUF written from our checkpoint computes what transformers computes, the
+prefix cache gives the same logits as a fresh context, and an explain answer keeps every guarantee."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import default_llm_dir
+
+pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    default_llm_dir()  # skips when the asset is not pulled
+    from affect_llm.assets import resolve_adapter
+    from affect_llm.backends.llamacpp_backend import LlamaCppBackend
+
+    return LlamaCppBackend(adapter=resolve_adapter("default", None), threads=1)
+
+
+def test_gguf_logits_match_transformers(backend):
+    """Q8_0 weights, permuted q/k heads: llama.cpp's next-token logits follow the float32 model's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from affect_llm.backends.llamacpp_backend import checkpoint_for
+    from affect_llm.assets import resolve_adapter
+
+    source, _ = checkpoint_for(None, resolve_adapter("default", None))
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).eval()
+    msgs = [{"role": "user", "content": "My dog died this morning and I keep looking for him."}]
+    ids = backend.tokenizer(backend.prompt_text(msgs), add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+    got = backend.lm.logits(ids)
+    assert got.shape == ref.shape
+    assert int(got.argmax()) == int(ref.argmax())
+    top = ref.argsort()[-20:]
+    # Scrambled q/k heads (a wrong permutation) move these by several units; Q8_0 rounding by a few tenths.
+    assert abs(got[top] - ref[top]).max() < 0.75
+    assert torch.corrcoef(torch.tensor([got, ref]))[0, 1] > 0.99
+
+
+def test_prefix_cache_gives_fresh_logits(backend):
+    import numpy as np
+
+    from affect_llm.backends.llamacpp_backend import LlamaCppLM
+
+    tok = backend.tokenizer
+    a = tok("The system line. Then: I am so happy today!", add_special_tokens=False)["input_ids"]
+    b = tok("The system line. Then: why would you do that to me?", add_special_tokens=False)["input_ids"]
+    lm = backend.lm
+    lm.logits(a)
+    reused = lm.logits(b)  # keeps the common head, recomputes the rest
+    again = lm.logits(b)  # everything cached: re-evaluates the last token only
+    fresh = LlamaCppLM(lm.llm.model_path, threads=1, n_ctx=256).logits(b)
+    np.testing.assert_allclose(reused, fresh, atol=1e-3)
+    np.testing.assert_allclose(again, fresh, atol=1e-3)
+
+
+def test_explain_through_llamacpp_is_grounded(backend):
+    from affect_llm.explanations import explanation_problems
+    from affect_llm.pipeline import Explainer, request_from
+
+    text = "Get out of my room right now!"
+    ex = Explainer(backend=backend)
+    rep = ex.explain(text)
+    assert rep.labels and 0.0 < rep.confidence <= 1.0
+    assert rep.cues and all(c.evidence in text for c in rep.cues)
+    assert explanation_problems(rep.explanation, text) == []
+    # Streaming and batching go through the same loop.
+    two = ex.explain_many([request_from(text=text), request_from(text="We won the final!")], batch_size=2)
+    assert two[0].labels == rep.labels and two[0].explanation == rep.explanation
+
+
+def test_unknown_gguf_type_is_one_line_error(tmp_path):
+    from affect_llm.backends.gguf_export import export_gguf
+    from affect_llm.errors import AffectError
+
+    with pytest.raises(AffectError, match="unknown GGUF type"):
+        export_gguf(tmp_path, tmp_path / "x.gguf", tmp_path / "y.gguf", qtype="Q3_K")
