@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from affect_llm.errors import AffectError
-from affect_llm.extras import require
+from affect_llm.extras import is_available, require
 from affect_llm.fileio import replace_dir
 from affect_llm.hashing import sha256_file
 
@@ -72,6 +72,14 @@ class SentenceEmbedder:
 
         configure_threads()
         self.model_id, load_from = resolve_embedder(model)
+        self.onnx = None
+        if self.model_id == DEFAULT_EMBEDDER and device == "cpu" and is_available("onnxruntime"):
+            # The bundled encoder runs on ONNX Runtime: same vectors, ~10 s less start-up (onnx_embedder.py).
+            from affect_llm.onnx_embedder import OnnxSentenceEncoder
+
+            self.onnx = OnnxSentenceEncoder(load_from)
+            self.model, self.dim, self.fingerprint = None, self.onnx.dim, self.onnx.fingerprint
+            return
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -87,6 +95,8 @@ class SentenceEmbedder:
     def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
         import numpy as np
 
+        if self.onnx is not None:
+            return self.onnx.encode(texts, batch_size=batch_size, progress=progress)
         emb = self.model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
                                 convert_to_numpy=True, normalize_embeddings=False)
         return np.ascontiguousarray(emb, dtype=np.float32)

@@ -4,7 +4,9 @@ Each configuration runs in its own process (thread count is process-wide): the e
 start-up), then the runner explains and scores every sample into a fresh run folder (timed as the run).
 The figure the issue asks for is the run time after the engine has started. Usage:
 
-    python bench/eval_speed.py [--n 100] [--configs transformers:1,transformers:16,vllm:100]
+    python bench/eval_speed.py [--n 100] [--configs llamacpp:8:1,llamacpp:8:2,transformers:16:1]
+
+A configuration is backend:batch[:threads] (threads default to --threads).
 
 Writes bench/results/eval_speed.{json,md}.
 """
@@ -44,27 +46,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--data", default=str(ROOT / "data" / "meld_dev.jsonl"))
-    ap.add_argument("--configs", default="transformers:1,transformers:16")
+    ap.add_argument("--configs", default="llamacpp:8:1,llamacpp:8:2,transformers:16:1")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    env = {**os.environ, "AFFECT_LLM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
     rows = []
     for cfg in args.configs.split(","):
-        backend, batch = cfg.split(":")
+        backend, batch, *rest = cfg.split(":")
+        threads = int(rest[0]) if rest else args.threads
+        env = {**os.environ, "AFFECT_LLM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
         with tempfile.TemporaryDirectory() as tmp:
             proc = subprocess.run([sys.executable, "-c", WORKER, backend, batch, args.data, str(args.n), tmp],
                                   capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
-            rows.append({"backend": backend, "batch": int(batch), "error": proc.stderr.strip().splitlines()[-1]})
+            rows.append({"backend": backend, "batch": int(batch), "threads": threads,
+                         "error": proc.stderr.strip().splitlines()[-1]})
             continue
         res = json.loads(proc.stdout.strip().splitlines()[-1])
-        rows.append({"backend": backend, "batch": int(batch), "n": res["n"], "startup_s": res["load_s"],
+        rows.append({"backend": backend, "batch": int(batch), "threads": threads, "n": res["n"], "startup_s": res["load_s"],
                      "run_s": res["run_s"], "s_per_sample": res["run_s"] / max(1, res["n"]),
                      **{k: v for k, v in res["headline"].items() if isinstance(v, (int, float))}})
         print(json.dumps(rows[-1]), flush=True)
-    cols = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("backend", "batch", "n"), k))
-    md = f"# eval run speed: closed-text suite, first {args.n} MELD dev turns, {args.threads} thread(s)\n\n"
+    cols = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("backend", "batch", "threads", "n"), k))
+    md = f"# eval run speed: closed-text suite, first {args.n} MELD dev turns\n\n"
     md += md_table(rows, cols)
     print(md)
     write_results("eval_speed", {"rows": rows, "args": vars(args)}, md)
