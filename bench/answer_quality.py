@@ -195,6 +195,8 @@ if opts.get("adapter") is not None:
     kw["adapter"] = None if opts["adapter"] == "none" else opts["adapter"]
 if opts.get("label_model") is not None:
     kw["label_model"] = None if opts["label_model"] == "none" else opts["label_model"]
+if opts.get("backend"):
+    kw["backend"] = opts["backend"]
 if opts.get("prior_weight") is not None:
     from affect_llm.decoding import DECODING
     DECODING["prior_weight"] = opts["prior_weight"]
@@ -222,7 +224,8 @@ with out_path.open("a") as fh:
 
 
 def cmd_llm(args) -> None:
-    opts = {"adapter": args.adapter, "label_model": args.label_model, "prior_weight": args.prior_weight}
+    opts = {"adapter": args.adapter, "label_model": args.label_model, "prior_weight": args.prior_weight,
+            "backend": args.backend}
     env = {**os.environ, "AFFECT_LLM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
     if args.code_root:
         env["PYTHONPATH"] = str(args.code_root)
@@ -318,6 +321,7 @@ def main() -> None:
     llm.add_argument("--code-root", type=Path, default=None, help="import affect_llm from this checkout")
     llm.add_argument("--threads", type=int, default=1)
     llm.add_argument("--prior-weight", type=float, default=None, help="override DECODING['prior_weight']")
+    llm.add_argument("--backend", default=None, help="explain backend (default: the Explainer's, auto)")
     sub.add_parser("report")
     args = ap.parse_args()
     {"embed": cmd_embed, "labels": cmd_labels, "llm": cmd_llm, "report": cmd_report}[args.cmd](args)

@@ -109,9 +109,9 @@ class LlamaCppBackend:
 
         `dtype` is accepted for the CLI's sake and ignored: the GGUF's type is `qtype`."""
         require("llamacpp", "the llama.cpp backend", "llama_cpp")
-        from affect_llm.threads import configure_threads, default_threads
+        from affect_llm.threads import configure_threads
 
-        configure_threads(threads)
+        configure_threads()  # torch only runs the schema mask here: its own default
         self.repetition_penalty = repetition_penalty
         source, self.model_id = checkpoint_for(model, adapter)
         # The fast tokenizer class itself: AutoTokenizer's import pulls transformers' model registry (~7 s).
@@ -121,7 +121,8 @@ class LlamaCppBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         gguf = gguf_for(source, model, qtype)
-        self.lm = LlamaCppLM(gguf, threads=threads or default_threads())
+        self.threads = threads or engine_threads()
+        self.lm = LlamaCppLM(gguf, threads=self.threads)
         self.accepts_media = False
         self.accepts_label_priors = True
         self._heads: dict[str, list[int]] = {}
@@ -192,6 +193,22 @@ class LlamaCppBackend:
                                      cancelled=cancelled, tokenizer=self.tokenizer if schemas[row] is not None else None)
             results += generations(self.tokenizer, new, logps, [len(ids)], cancelled)
         return results
+
+
+def engine_threads() -> int:
+    """llama.cpp's threads: $AFFECT_LLM_THREADS, else every CPU this process may use (at most 8).
+
+    Unlike torch's float32 decoding, which is bound by memory and no faster with 2 threads here, llama.cpp's
+    prompt evaluation is bound by arithmetic: on an idle 2-vCPU VM 2 threads answered in p50 1.0 s against
+    1.3 s (bench/explain_latency.py). Its threads spin while they wait, so set 1 on a CPU other jobs share."""
+    import os
+
+    if os.environ.get("AFFECT_LLM_THREADS", "").strip():
+        from affect_llm.threads import default_threads
+
+        return default_threads()  # validates the variable
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 8))
 
 
 def checkpoint_for(model: str | None, adapter: str | None) -> tuple[Path, str]:

@@ -120,10 +120,17 @@ class VLLMBackend:
         }
         if adapter:
             check_adapter_dir(adapter)
-            from vllm.lora.request import LoRARequest
+            if (Path(path) / "config.json").is_file():
+                # Merged once and cached (shared with the other backends): a LoRA applied at run time costs
+                # extra matmuls on every token, which a CPU pays in full.
+                from affect_llm.backends.transformers_backend import merged_base
 
-            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank({"a": adapter}))
-            self.lora = LoRARequest(Path(adapter).name, 1, str(Path(adapter).resolve()))
+                kwargs["model"] = merged_base(str(path), adapter)
+            else:  # a hub id: nothing local to merge into
+                from vllm.lora.request import LoRARequest
+
+                kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank({"a": adapter}))
+                self.lora = LoRARequest(Path(adapter).name, 1, str(Path(adapter).resolve()))
             from affect_llm.assets import default_adapter_dir
 
             bundled = default_adapter_dir()
