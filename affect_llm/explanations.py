@@ -97,12 +97,14 @@ def target_explanation(request: Any, labels: Sequence[str], cited: Sequence[Any]
 
 # -------------------------------------------------------------------------------------- checks
 def explanation_problems(explanation: str, text: str, context: Sequence[Any] = ()) -> list[str]:
-    """Why an explanation is broken (empty list: it is not): a copied turn, a list, a JSON fragment, or
-    fewer than 4 words."""
+    """Why an explanation is broken (empty list: it is not): a copied turn, a list, a JSON fragment,
+    fewer than 4 words, or a sentence cut off (ending in ':', ',', ';' or a word that needs a continuation)."""
     problems = []
     e = explanation.strip()
     if len(re.findall(r"\w+", e)) < 4:
         problems.append("fewer than 4 words")
+    if re.search(r"[:,;]$|\b(?:and|or|but|like|the|a|an|of|to|with|as|that|is|are)$", e, flags=re.IGNORECASE):
+        problems.append("unfinished sentence")
     if re.search(r'[{}]|"\s*:|\\"|\]\s*,', e):
         problems.append("JSON fragment")
     if e.startswith("[") or re.search(r"\w+, \w+, \w+, \w+", e) and len(e.split()) <= 10 \

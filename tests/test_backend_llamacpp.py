@@ -24,8 +24,8 @@ def test_gguf_logits_match_transformers(backend):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from affect_llm.backends.llamacpp_backend import checkpoint_for
     from affect_llm.assets import resolve_adapter
+    from affect_llm.backends.llamacpp_backend import checkpoint_for
 
     source, _ = checkpoint_for(None, resolve_adapter("default", None))
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).eval()

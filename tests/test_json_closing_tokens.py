@@ -83,3 +83,28 @@ def test_no_percent_inside_free_text(tok):
     scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
     percent = [i for i in range(len(tok)) if "%" in tok.decode([i])]
     assert percent and all(scores[i] == float("-inf") for i in percent)
+
+
+def test_explanation_closes_only_after_its_sentence_ends(tok):
+    """`…with no strong feeling:` then a closing quote read as a cut-off answer: closing waits for . ! ?"""
+    import torch
+
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+    from affect_llm.explain_task import answer_schema
+
+    proc = JsonSchemaLogitsProcessor(tok, answer_schema(["neutral"], 1, ["E1"]))
+    head = '{"labels": ["neutral"], "cues": ["E1"], "explanation": "The speaker says it plainly, with no strong feeling'
+    quote = tok.convert_tokens_to_ids(tok.tokenize('"'))[0]
+    period_close = tok.convert_tokens_to_ids(tok.tokenize('."'))
+    word = tok.convert_tokens_to_ids(tok.tokenize(" at"))[0]
+    for tail, closes in ((":", False), ("", False), (" like", False), (".", True), (": 'Hey!'", True)):
+        seq = _walk(proc, tok, head + tail)
+        scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+        assert (scores[quote] == 0.0) == closes, tail
+        assert scores[word] == 0.0  # the sentence may always go on
+    seq = _walk(proc, tok, head)
+    scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+    if len(period_close) == 1:  # `."` ends the sentence and the string in one token
+        assert scores[period_close[0]] == 0.0
+    # Labels are not explanations: a closing quote after an enum value stays forced as before.
+    assert proc._unfinished_closers(_walk(proc, tok, '{"labels": ["neutr')) == []

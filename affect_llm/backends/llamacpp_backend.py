@@ -36,9 +36,9 @@ class LlamaCppLM:
     """
 
     def __init__(self, gguf_path: str | Path, *, threads: int, n_ctx: int = N_CTX) -> None:
-        from llama_cpp import Llama
-
         import weakref
+
+        from llama_cpp import Llama
 
         self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          n_batch=512, logits_all=False, verbose=False)

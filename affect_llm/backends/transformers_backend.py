@@ -390,12 +390,11 @@ def _merged_dir(base: str, adapter: str, dtype: str):
 
 def _save_merged(model, tokenizer, out) -> None:
     """Save the merged model atomically; a cache that cannot be written only costs the merge next time."""
+    import shutil
     import tempfile
     from pathlib import Path
 
     from affect_llm.fileio import replace_dir
-
-    import shutil
 
     tmp = None
     try:
