@@ -108,7 +108,7 @@ def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (
     if re.search(r'[{}]|"\s*:|\\"|\]\s*,', e):
         problems.append("JSON fragment")
     if e.startswith("[") or re.search(r"\w+, \w+, \w+, \w+", e) and len(e.split()) <= 10 \
-            or re.search(r"[a-z]+: \d+ ?%", e):  # the prompt's label-model prior copied out ("anger: 83%")
+            or re.search(r"[a-z]+:? \d+ ?[%;,]", e):  # the prompt's label-model prior copied out ("anger: 83%")
         problems.append("a list")
     norm = " ".join(re.findall(r"\w+", e.lower()))
     for turn in [text] + [getattr(t, "text", "") or (t.get("text", "") if isinstance(t, dict) else "") for t in context]:

@@ -108,3 +108,20 @@ def test_explanation_closes_only_after_its_sentence_ends(tok):
         assert scores[period_close[0]] == 0.0
     # Labels are not explanations: a closing quote after an enum value stays forced as before.
     assert proc._unfinished_closers(_walk(proc, tok, '{"labels": ["neutr')) == []
+
+
+def test_no_label_model_numbers_after_a_label(tok):
+    """`…call back.'anger: 83; sadness: 4` copied the prompt's label-model prior out of it."""
+    import torch
+
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+    from affect_llm.explain_task import answer_schema
+
+    prior = {"anger": 0.83, "sadness": 0.04}
+    proc = JsonSchemaLogitsProcessor(tok, answer_schema(["anger", "sadness"], 1, ["E1"]), label_priors=[prior])
+    eight = tok.convert_tokens_to_ids(tok.tokenize("8"))[0]
+    head = '{"labels": ["anger"], "cues": ["E1"], "explanation": "Joey says: \'the call back.\''
+    for tail, blocked in (("anger: ", True), ("Anger ", True), ("and counts to ", False)):
+        seq = _walk(proc, tok, head + tail)
+        scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+        assert (scores[eight] == float("-inf")) == blocked, tail

@@ -229,6 +229,7 @@ class JsonSchemaLogitsProcessor:
         self.texts = token_texts(tokenizer) if label_priors else {}
         # (id, text before the quote) of every token holding a double quote: the ones that can close a string.
         self.quote_tokens = quote_tokens(tokenizer)
+        self.digit_tokens = [i for i, text in token_texts(tokenizer).items() if text.lstrip()[:1].isdigit()]
 
     def _closing_allowed(self, seq: list[int]) -> list[int]:
         """Mid-token string closers (see `closing_tokens`) that the parser accepts at this point: their
@@ -312,6 +313,19 @@ class JsonSchemaLogitsProcessor:
             self._big = {id(allowed): hit}
         return hit[1]
 
+    def _explanation(self, seq: list[int]) -> tuple[Any, str] | None:
+        """(string parser state, text so far) while `seq` is inside the explanation string, else None."""
+        state = self.enforcer.prefix_states.get(tuple(seq))
+        stack = getattr(state.parser, "object_stack", None) if state is not None else None
+        if not stack or len(stack) < 2 or getattr(stack[-2], "current_key", None) != "explanation":
+            return None
+        top = stack[-1]
+        body = getattr(top, "parsed_string", None)
+        if body is None or not getattr(top, "seen_opening_quote", False) or getattr(top, "seen_closing_quote", True) \
+                or getattr(top, "allowed_strings", None):
+            return None
+        return top, body
+
     def _unfinished_closers(self, seq: list[int]) -> list[int]:
         """Tokens that would close the explanation before its sentence ends, while there is room to end it.
 
@@ -319,16 +333,25 @@ class JsonSchemaLogitsProcessor:
         feeling:", "…matter-of-fact things like") in 5 of 20 answers; a reader takes that for a cut-off
         answer. Inside the explanation, a closing quote is allowed only once the text ends with . ! or ?
         (a closing single quote may follow), or with less than 40 characters of room left."""
-        state = self.enforcer.prefix_states.get(tuple(seq))
-        stack = getattr(state.parser, "object_stack", None) if state is not None else None
-        if not stack or len(stack) < 2 or getattr(stack[-2], "current_key", None) != "explanation":
+        found = self._explanation(seq)
+        if found is None:
             return []
-        top = stack[-1]
-        body = getattr(top, "parsed_string", None)
-        if body is None or not getattr(top, "seen_opening_quote", False) or getattr(top, "seen_closing_quote", True) \
-                or getattr(top, "allowed_strings", None) or len(body) > (getattr(top, "max_length", None) or 1e9) - 40:
+        top, body = found
+        if len(body) > (getattr(top, "max_length", None) or 1e9) - 40:
             return []
         return [t for t, before in self.quote_tokens if not _ends_sentence(body + before)]
+
+    def _copied_prior(self, seq: list[int], prior: dict[str, float]) -> list[int]:
+        """Number tokens right after a label of the prior inside the explanation ("anger: 83"): the only
+        numbers next to labels in the prompt are the label model's percentages, which the 135M model
+        copied out ("…'anger: 83; sadness: 4; joy: 4"). Numbers elsewhere (a quoted "3, 2, 1") stay."""
+        found = self._explanation(seq)
+        if found is None:
+            return []
+        tail = found[1].lower().rstrip(": ")
+        if not any(tail.endswith(label.lower()) for label in prior):
+            return []
+        return self.digit_tokens
 
     def register(self, seq: list[int], extra: list[int]) -> None:
         """Walk the parser through appended (forced) tokens one by one, as lmfe derives each state from
@@ -372,6 +395,9 @@ class JsonSchemaLogitsProcessor:
                 if bool(torch.isfinite(cut).any()):  # never leave the model without a valid token
                     mask[row] = cut
             prior = self.priors[row] if self.priors and row < len(self.priors) else None
+            copied = self._copied_prior(seq, prior) if prior else []
+            if copied:
+                mask[row, torch.as_tensor(copied, dtype=torch.long, device=scores.device)] = float("-inf")
             if prior:
                 bias = self._prior_bias(seq, idx.tolist(), prior)
                 if bias is not None:
