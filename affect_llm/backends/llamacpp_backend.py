@@ -114,10 +114,9 @@ class LlamaCppBackend:
         configure_threads()  # torch only runs the schema mask here: its own default
         self.repetition_penalty = repetition_penalty
         source, self.model_id = checkpoint_for(model, adapter)
-        # The fast tokenizer class itself: AutoTokenizer's import pulls transformers' model registry (~7 s).
-        from transformers import PreTrainedTokenizerFast
+        from affect_llm.backends.chat_tokenizer import ChatTokenizer
 
-        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(source))
+        self.tokenizer = ChatTokenizer(source)  # transformers' own costs ~2 s of import (chat_tokenizer.py)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         gguf = gguf_for(source, model, qtype)
