@@ -107,8 +107,10 @@ class OnnxSentenceEncoder:
             try:
                 export(folder, out)
             except ImportError as err:
+                from affect_llm.extras import install_hint
+
                 raise AffectError(f"exporting the sentence encoder to ONNX needs {err.name}: "
-                                  "pip install 'affect-llm[retrieval]'") from None
+                                  f"{install_hint('retrieval')}") from None
         meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
         self.dim, self.fingerprint, self.normalize = int(meta["dim"]), str(meta["fingerprint"]), bool(meta["normalize"])
         opts = ort.SessionOptions()

@@ -63,7 +63,7 @@ def test_backend_table_is_lazy_and_complete():
 
 
 def test_unknown_backend_lists_the_choices():
-    with pytest.raises(UnknownNameError, match="choose one of: openai, transformers, vllm"):
+    with pytest.raises(UnknownNameError, match="choose one of: llamacpp, openai, transformers, vllm"):
         make_backend("gpt5")
 
 
