@@ -83,6 +83,7 @@ def export_gguf(hf_dir: str | Path, template_gguf: str | Path, out: str | Path, 
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
