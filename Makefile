@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
 	# llama-cpp-python is a source package on PyPI: pip compiles llama.cpp once (~6 min on 2 cores, cached by
 	# pip); its multimodal library is not needed.
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PIP) install -q -e ".[$(EXTRAS)]" torch==2.13.0
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" $(PIP) install -q -e ".[$(EXTRAS)]" torch==2.13.0
 	# mediapipe wants the GUI OpenCV and openai-whisper wants triton; our code needs neither, so both go in
 	# without their dependencies and the ones they really use are named here.
 	$(PIP) install -q --no-deps "mediapipe>=0.10.14" "openai-whisper>=20240930"

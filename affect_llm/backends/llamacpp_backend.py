@@ -195,11 +195,14 @@ class LlamaCppBackend:
 
 
 def engine_threads() -> int:
-    """llama.cpp's threads: $AFFECT_LLM_THREADS, else every CPU this process may use (at most 8).
+    """llama.cpp's threads: $AFFECT_LLM_THREADS, else the CPUs this process may use that were idle over the
+    last minute (at least 1, at most 8).
 
     Unlike torch's float32 decoding, which is bound by memory and no faster with 2 threads here, llama.cpp's
-    prompt evaluation is bound by arithmetic: on an idle 2-vCPU VM 2 threads answered in p50 1.0 s against
-    1.3 s (bench/explain_latency.py). Its threads spin while they wait, so set 1 on a CPU other jobs share."""
+    prompt evaluation is bound by arithmetic: on an idle 2-vCPU VM 2 threads answered in p50 1.15 s against
+    1.52 s (bench/explain_latency.py). But its threads spin while they wait for each other: with a compile
+    job on both CPUs, 2 threads took 6.1 s and once 50 s for an answer that 1 thread gave in 4.5 s. So
+    CPUs already busy (the load average) are not counted."""
     import os
 
     if os.environ.get("AFFECT_LLM_THREADS", "").strip():
@@ -207,7 +210,11 @@ def engine_threads() -> int:
 
         return default_threads()  # validates the variable
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, 8))
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        busy = 0.0
+    return max(1, min(cpus, 8, int(cpus - busy + 0.5)))
 
 
 def checkpoint_for(model: str | None, adapter: str | None) -> tuple[Path, str]:
