@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# torch first, pinned: on CPU hosts this resolves to the local CPU wheel, never a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	# llama-cpp-python is a source package on PyPI: pip compiles llama.cpp once (~6 min on 2 cores, cached by
+	# llama-cpp-python is a source package on PyPI: pip compiles llama.cpp once (~8 min on 2 cores, cached by
 	# pip); its multimodal library is not needed.
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" $(PIP) install -q -e ".[$(EXTRAS)]" torch==2.13.0
 	# mediapipe wants the GUI OpenCV and openai-whisper wants triton; our code needs neither, so both go in
