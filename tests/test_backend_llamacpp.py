@@ -80,3 +80,9 @@ def test_unknown_gguf_type_is_one_line_error(tmp_path):
 
     with pytest.raises(AffectError, match="unknown GGUF type"):
         export_gguf(tmp_path, tmp_path / "x.gguf", tmp_path / "y.gguf", qtype="Q3_K")
+
+
+def test_cancelled_batch_still_answers_every_row(backend):
+    msgs = [[{"role": "user", "content": "Hello there"}]] * 3
+    out = backend.generate(msgs, max_new_tokens=4, cancelled=lambda: True)
+    assert len(out) == 3 and all(g.finish_reason == "cancelled" and g.text == "" for g in out)

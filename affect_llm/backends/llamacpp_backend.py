@@ -168,8 +168,9 @@ class LlamaCppBackend:
         priors = label_priors or [None] * len(batch)
         results: list[Generation] = []
         for row, messages in enumerate(batch):
-            if cancelled is not None and cancelled():
-                break
+            if cancelled is not None and cancelled():  # one result per row, as every backend returns
+                results.append(Generation(text="", pieces=[], logprobs=[], finish_reason="cancelled"))
+                continue
             ids = self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
             head = self._head(messages)
             if head and ids[: len(head)] == head and len(ids) > len(head):
