@@ -31,7 +31,7 @@ class ChatTokenizer:
         try:
             self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
             config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, Exception) as err:  # tokenizers raises its own Exception subclass
+        except Exception as err:  # noqa: BLE001 - OSError, bad JSON, or tokenizers' own Exception subclass
             raise AffectError(f"cannot read the tokenizer in {folder}: {err}") from None
         self._tok.no_padding()
         self._tok.no_truncation()

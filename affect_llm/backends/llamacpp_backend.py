@@ -160,7 +160,7 @@ class LlamaCppBackend:
         import torch
 
         from affect_llm.backends.base import schemas_for
-        from affect_llm.backends.transformers_backend import decode_loop, generations
+        from affect_llm.backends.transformers_backend import decode_loop, generations, logits_processors
 
         if media and any(media):
             raise AffectError("audio/face soft tokens need the transformers backend with a projector")
@@ -176,16 +176,8 @@ class LlamaCppBackend:
             if head and ids[: len(head)] == head and len(ids) > len(head):
                 self.lm.prime(head)
             enc = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones((1, len(ids)), dtype=torch.long)}
-            processors: list[Any] = []
-            if self.repetition_penalty != 1.0:
-                from transformers import RepetitionPenaltyLogitsProcessor
-
-                processors.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
-            if schemas[row] is not None:
-                from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
-
-                processors.append(JsonSchemaLogitsProcessor(self.tokenizer, [schemas[row]], label_priors=[priors[row]],
-                                                            prior_weight=float(DECODING["prior_weight"])))
+            processors = logits_processors(self.tokenizer, None if schemas[row] is None else [schemas[row]],
+                                           [priors[row]], self.repetition_penalty)
             gen = torch.Generator().manual_seed(seed + row) if temperature > 0 else None
             new, logps = decode_loop(self.lm, enc, processors, max_new_tokens=max_new_tokens,
                                      eos=self.tokenizer.eos_token_id, temperature=temperature, generator=gen,

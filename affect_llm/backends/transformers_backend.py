@@ -162,18 +162,9 @@ class TransformersBackend:
             enc, prefix = shared if shared is not None else (
                 self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device),
                 None)
-        processors: list[Any] = []
-        if self.repetition_penalty != 1.0:
-            from transformers import RepetitionPenaltyLogitsProcessor
-
-            processors.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
         if isinstance(json_schema, list) and all(sc is None for sc in json_schema):
             json_schema = None
-        if json_schema is not None:
-            from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
-
-            processors.append(JsonSchemaLogitsProcessor(self.tokenizer, json_schema, label_priors=label_priors,
-                                                        prior_weight=float(DECODING["prior_weight"])))
+        processors = logits_processors(self.tokenizer, json_schema, label_priors, self.repetition_penalty)
         gen = torch.Generator(device=self.device).manual_seed(seed) if temperature > 0 else None
         with torch.inference_mode():
             new, logps = decode_loop(self.model, enc, processors, max_new_tokens=max_new_tokens,
@@ -182,6 +173,22 @@ class TransformersBackend:
                                      cancelled=cancelled, tokenizer=self.tokenizer if json_schema else None,
                                      prefix=prefix)
         return generations(self.tokenizer, new, logps, [int(m.sum()) for m in enc["attention_mask"]], cancelled)
+
+
+def logits_processors(tokenizer, json_schema: Any, label_priors: Any, repetition_penalty: float) -> list[Any]:
+    """The decode loop's processors: the repetition penalty (when not 1) and the schema constraint with the
+    label prior (when there is a schema). Shared by the transformers and llama.cpp backends."""
+    processors: list[Any] = []
+    if repetition_penalty != 1.0:
+        from transformers import RepetitionPenaltyLogitsProcessor
+
+        processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
+    if json_schema is not None:
+        from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+
+        processors.append(JsonSchemaLogitsProcessor(tokenizer, json_schema, label_priors=label_priors,
+                                                    prior_weight=float(DECODING["prior_weight"])))
+    return processors
 
 
 def generations(tokenizer, new: list[list[int]], logps: list[list[float]], prompt_tokens: list[int],
