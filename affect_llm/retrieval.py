@@ -68,9 +68,6 @@ class SentenceEmbedder:
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
         # Only sentence-transformers: the label model embeds with this class and needs no FAISS index.
         require("retrieval", "sentence embeddings", "sentence_transformers")
-        from affect_llm.threads import configure_threads
-
-        configure_threads()
         self.model_id, load_from = resolve_embedder(model)
         self.onnx = None
         if self.model_id == DEFAULT_EMBEDDER and device == "cpu" and is_available("onnxruntime"):
@@ -82,6 +79,10 @@ class SentenceEmbedder:
             return
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
+
+        from affect_llm.threads import configure_threads
+
+        configure_threads()
 
         hf_logging.disable_progress_bar()  # a per-load weight bar is noise before a one-line CLI answer
         try:

@@ -37,15 +37,16 @@ def test_gguf_logits_match_transformers(backend):
     assert got.shape == ref.shape
     assert int(got.argmax()) == int(ref.argmax())
     top = ref.argsort()[-20:]
-    # Scrambled q/k heads (a wrong permutation) move these by several units; Q8_0 rounding by a few tenths.
-    assert abs(got[top] - ref[top]).max() < 0.75
+    # Scrambled q/k heads (a wrong permutation) move these by several units; Q8_0 rounding (and f16 attention)
+    # by up to ~0.76 on short chat prompts.
+    assert abs(got[top] - ref[top]).max() < 1.0
     assert torch.corrcoef(torch.tensor([got, ref]))[0, 1] > 0.99
 
 
 def test_prefix_cache_gives_fresh_logits(backend):
     import numpy as np
 
-    from affect_llm.backends.llamacpp_backend import LlamaCppLM
+    from affect_llm.backends.llamacpp_backend import LlamaCppEngine
 
     tok = backend.tokenizer
     a = tok("The system line. Then: I am so happy today!", add_special_tokens=False)["input_ids"]
@@ -54,7 +55,9 @@ def test_prefix_cache_gives_fresh_logits(backend):
     lm.logits(a)
     reused = lm.logits(b)  # keeps the common head, recomputes the rest
     again = lm.logits(b)  # everything cached: re-evaluates the last token only
-    fresh = LlamaCppLM(lm.llm.model_path, threads=1, n_ctx=256).logits(b)
+    fresh_engine = LlamaCppEngine(lm.gguf_path, threads=1, n_ctx=256)
+    fresh = fresh_engine.logits(b)
+    fresh_engine.close()
     np.testing.assert_allclose(reused, fresh, atol=1e-3)
     np.testing.assert_allclose(again, fresh, atol=1e-3)
 
@@ -69,9 +72,34 @@ def test_explain_through_llamacpp_is_grounded(backend):
     assert rep.labels and 0.0 < rep.confidence <= 1.0
     assert rep.cues and all(c.evidence in text for c in rep.cues)
     assert explanation_problems(rep.explanation, text) == []
-    # Streaming and batching go through the same loop.
-    two = ex.explain_many([request_from(text=text), request_from(text="We won the final!")], batch_size=2)
-    assert two[0].labels == rep.labels and two[0].explanation == rep.explanation
+    assert ex.explain(text).explanation == rep.explanation  # a repeated query gets the same answer
+    # A batch decodes its rows together (rounding then depends on the batch, so no equality with the single
+    # answer is asked), keeps every guarantee, and answers the same batch the same way.
+    reqs = [request_from(text=text), request_from(text="We won the final!")]
+    two = ex.explain_many(reqs, batch_size=2)
+    for got, src in zip(two, ("Get out of my room right now!", "We won the final!")):
+        assert got.labels and got.cues and all(c.evidence in src for c in got.cues)
+        assert explanation_problems(got.explanation, src) == []
+    assert [r.explanation for r in ex.explain_many(reqs, batch_size=2)] == [r.explanation for r in two]
+
+
+def test_rows_of_a_batch_see_only_their_own_prompt(backend):
+    """Seq ids, positions and the shared head are right: each row's logits are those of its prompt alone."""
+    import numpy as np
+
+    tok, lm = backend.tokenizer, backend.lm
+    head = tok("The system line. Then:", add_special_tokens=False)["input_ids"]
+    a = head + tok(" I am so happy today!", add_special_tokens=False)["input_ids"]
+    b = head + tok(" why would you do that to me? Tell me now", add_special_tokens=False)["input_ids"]
+    nxt = 1234
+    ref_a, ref_b, ref_b2 = lm.logits(a), lm.logits(b), lm.logits(b + [nxt])
+    first = lm.start_rows([a, b], head)
+    second = lm.step_rows({1: [nxt]})  # row 0 waits: only row 1 steps
+    lm.end_rows()
+    for got, ref in ((first[0], ref_a), (first[1], ref_b), (second[1], ref_b2)):
+        assert int(got.argmax()) == int(ref.argmax())
+        np.testing.assert_allclose(got, ref, atol=0.1)  # another row, or a wrong position, moves them by units
+    assert lm.rows == []
 
 
 def test_unknown_gguf_type_is_one_line_error(tmp_path):

@@ -57,14 +57,14 @@ def test_escaped_quotes_are_not_closers(tok):
 
 def test_no_escapes_inside_free_text(tok):
     """A backslash would let the model quote JSON inside its explanation (`\\"joy\\", \\"joy\\"},`)."""
-    import torch
+    import numpy as np
 
     from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
     from affect_llm.explain_task import answer_schema
 
     proc = JsonSchemaLogitsProcessor(tok, answer_schema(["joy"], 1, ["E1"]))
     seq = _walk(proc, tok, '{"labels": ["joy"], "cues": ["E1"], "explanation": "Monica says')
-    scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+    scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
     backslashed = [i for i in range(len(tok)) if "\\" in tok.decode([i])]
     plain = tok.convert_tokens_to_ids(tok.tokenize(" that"))
     assert backslashed and all(scores[i] == float("-inf") for i in backslashed)
@@ -73,21 +73,21 @@ def test_no_escapes_inside_free_text(tok):
 
 def test_no_percent_inside_free_text(tok):
     """The prompt's only percentages are the label model's; explanations must not copy them out."""
-    import torch
+    import numpy as np
 
     from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
     from affect_llm.explain_task import answer_schema
 
     proc = JsonSchemaLogitsProcessor(tok, answer_schema(["anger"], 1, ["E1"]))
     seq = _walk(proc, tok, '{"labels": ["anger"], "cues": ["E1"], "explanation": "Joey says it: anger 83')
-    scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+    scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
     percent = [i for i in range(len(tok)) if "%" in tok.decode([i])]
     assert percent and all(scores[i] == float("-inf") for i in percent)
 
 
 def test_explanation_closes_only_after_its_sentence_ends(tok):
     """`…with no strong feeling:` then a closing quote read as a cut-off answer: closing waits for . ! ?"""
-    import torch
+    import numpy as np
 
     from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
     from affect_llm.explain_task import answer_schema
@@ -99,11 +99,11 @@ def test_explanation_closes_only_after_its_sentence_ends(tok):
     word = tok.convert_tokens_to_ids(tok.tokenize(" at"))[0]
     for tail, closes in ((":", False), ("", False), (" like", False), (".", True), (": 'Hey!'", True)):
         seq = _walk(proc, tok, head + tail)
-        scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+        scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
         assert (scores[quote] == 0.0) == closes, tail
         assert scores[word] == 0.0  # the sentence may always go on
     seq = _walk(proc, tok, head)
-    scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+    scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
     if len(period_close) == 1:  # `."` ends the sentence and the string in one token
         assert scores[period_close[0]] == 0.0
     # Labels are not explanations: a closing quote after an enum value stays forced as before.
@@ -112,7 +112,7 @@ def test_explanation_closes_only_after_its_sentence_ends(tok):
 
 def test_no_label_model_numbers_after_a_label(tok):
     """`…call back.'anger: 83; sadness: 4` copied the prompt's label-model prior out of it."""
-    import torch
+    import numpy as np
 
     from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
     from affect_llm.explain_task import answer_schema
@@ -123,5 +123,5 @@ def test_no_label_model_numbers_after_a_label(tok):
     head = '{"labels": ["anger"], "cues": ["E1"], "explanation": "Joey says: \'the call back.\''
     for tail, blocked in (("anger: ", True), ("Anger ", True), ("and counts to ", False)):
         seq = _walk(proc, tok, head + tail)
-        scores = proc(torch.tensor([seq]), torch.zeros((1, len(tok))))[0]
+        scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
         assert (scores[eight] == float("-inf")) == blocked, tail

@@ -56,12 +56,19 @@ def resolve_backend(name: str | None, model: str | None = None, *, projector: st
     device = os.environ.get("AFFECT_LLM_DEVICE", "")
     if device.startswith("cuda"):
         return "transformers"
-    if not device:
-        import torch  # the decode loop needs it anyway
+    if not device and _nvidia_gpu():
+        import torch  # only on a GPU host: this import costs ~2 s that the llama.cpp path never pays
 
         if torch.cuda.is_available():
             return "transformers"
     return "llamacpp"
+
+
+def _nvidia_gpu() -> bool:
+    """Whether the NVIDIA driver shows a GPU (without importing torch)."""
+    import glob
+
+    return bool(glob.glob("/proc/driver/nvidia/gpus/*") or glob.glob("/dev/nvidia[0-9]*"))
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:

@@ -1,8 +1,9 @@
-"""JSON-schema constrained decoding for transformers, on lm-format-enforcer's core.
+"""JSON-schema constrained decoding for the in-process backends, on lm-format-enforcer's core.
 
 lm-format-enforcer's own transformers integration imports names that transformers 5 removed, so we
 use its maintained core (`TokenEnforcer` + `JsonSchemaParser`) and provide the two small adapters it
-needs: the tokenizer table and a `LogitsProcessor` that masks disallowed tokens. The tokenizer table
+needs: the tokenizer table and a logits processor (numpy, so the llama.cpp backend runs without torch)
+that masks disallowed tokens. The tokenizer table
 costs a decode of the whole vocabulary (~1.7 s), so it is built once per tokenizer, kept on it, and
 stored in the asset cache keyed by a hash of the vocabulary, so a cold CLI start does not pay it again.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import torch
+import numpy as np
 
 
 def tokenizer_data(tokenizer) -> Any:
@@ -47,7 +48,26 @@ def _unfreeze_at_exit() -> None:
     atexit.register(gc.unfreeze)
 
 
+def _import_lmfe() -> None:
+    """Import lm-format-enforcer without torch when torch is not loaded yet.
+
+    lmfe imports torch at import time for a bitmask mode we do not use (`use_bitmask=False` below), and that
+    import is ~2.3 s of a cold llama.cpp answer, whose path is otherwise free of torch. A process that
+    already holds torch (the transformers backend) imports lmfe as usual."""
+    import sys
+
+    if "lmformatenforcer.tokenlist" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError meanwhile
+    try:
+        import lmformatenforcer.tokenlist  # noqa: F401
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 def _build_tokenizer_data(tokenizer) -> Any:
+    _import_lmfe()
     from lmformatenforcer.tokenenforcer import TokenEnforcerTokenizerData
 
     vocab_size = len(tokenizer)
@@ -104,15 +124,15 @@ def _store_table(tokenizer, regular: list[tuple[int, str, bool]]) -> None:
         pass  # a read-only cache only costs the rebuild next time
 
 
-def _outside_tokens(tokenizer, alphabet: str) -> torch.Tensor:
+def _outside_tokens(tokenizer, alphabet: str) -> np.ndarray:
     """Ids of the regular tokens with a character outside `alphabet` (cached per tokenizer and alphabet)."""
     cache = getattr(tokenizer, "_affect_llm_outside", None)
     if cache is None:
         cache = tokenizer._affect_llm_outside = {}
     if alphabet not in cache:
         allowed = set(alphabet)
-        cache[alphabet] = torch.tensor([i for i, text, _ in tokenizer_data(tokenizer).regular_tokens
-                                        if any(ch not in allowed for ch in text)], dtype=torch.long)
+        cache[alphabet] = np.array([i for i, text, _ in tokenizer_data(tokenizer).regular_tokens
+                                    if any(ch not in allowed for ch in text)], dtype=np.int64)
     return cache[alphabet]
 
 
@@ -131,6 +151,15 @@ def quote_tokens(tokenizer) -> list[tuple[int, str]]:
     if cached is None:
         cached = [(i, text.split('"', 1)[0]) for i, text in token_texts(tokenizer).items() if '"' in text]
         tokenizer._affect_llm_quote_tokens = cached
+    return cached
+
+
+def digit_tokens(tokenizer) -> list[int]:
+    """Ids of the regular tokens whose text starts with a digit (after spaces)."""
+    cached = getattr(tokenizer, "_affect_llm_digit_tokens", None)
+    if cached is None:
+        cached = [i for i, text in token_texts(tokenizer).items() if text.lstrip()[:1].isdigit()]
+        tokenizer._affect_llm_digit_tokens = cached
     return cached
 
 
@@ -181,9 +210,12 @@ def _tightened(schema: Any) -> Any:
     return schema
 
 
+_BIG: dict[tuple[int, int, int], tuple[list[int], np.ndarray]] = {}  # allowed list -> array; see _index
+
+
 class JsonSchemaLogitsProcessor:
-    """Sets the score of every token that would break the schema to -inf, row by row (a transformers
-    logits processor by its call signature; not derived from theirs, whose import costs seconds)."""
+    """Sets the score of every token that would break the schema to -inf, row by row:
+    `proc(seqs, scores) -> scores` over a (rows, vocab) numpy array (see `decode_steps`)."""
 
     def __init__(self, tokenizer, schema: dict[str, Any] | list[dict[str, Any]],
                  label_priors: list[dict[str, float] | None] | None = None, prior_weight: float = 1.0) -> None:
@@ -195,6 +227,7 @@ class JsonSchemaLogitsProcessor:
         # token budget on newlines between JSON tokens.
         import string
 
+        _import_lmfe()
         from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
         from lmformatenforcer.tokenenforcer import TokenEnforcer
 
@@ -221,7 +254,6 @@ class JsonSchemaLogitsProcessor:
             self.enforcers.append(by_key[key])
         self.enforcer = self.enforcers[0]
         self.eos = tokenizer.eos_token_id
-        self._big: dict[int, tuple[list[int], torch.Tensor]] = {}
         self.prompt_len: int | None = None
         self.closing = closing_tokens(tokenizer)
         self.priors = label_priors
@@ -229,7 +261,7 @@ class JsonSchemaLogitsProcessor:
         self.texts = token_texts(tokenizer) if label_priors else {}
         # (id, text before the quote) of every token holding a double quote: the ones that can close a string.
         self.quote_tokens = quote_tokens(tokenizer)
-        self.digit_tokens = [i for i, text in token_texts(tokenizer).items() if text.lstrip()[:1].isdigit()]
+        self.digit_tokens = digit_tokens(tokenizer)
 
     def _closing_allowed(self, seq: list[int]) -> list[int]:
         """Mid-token string closers (see `closing_tokens`) that the parser accepts at this point: their
@@ -284,8 +316,9 @@ class JsonSchemaLogitsProcessor:
             out += allowed[0]
         return out
 
-    def _prior_bias(self, seq: list[int], allowed: list[int], prior: dict[str, float]):
-        """Log prior mass per allowed token when the next characters start a label from `prior`, else None."""
+    def _prior_bias(self, seq: list[int], idx: np.ndarray, prior: dict[str, float]):
+        """Log prior mass per allowed token (`idx`) when the next characters start a label from `prior`,
+        else None."""
         import math
 
         state = self.enforcer.prefix_states.get(tuple(seq))
@@ -295,22 +328,26 @@ class JsonSchemaLogitsProcessor:
         if not options or getattr(top, "parsed_string", None) != "" or not set(options) <= set(prior):
             return None
         out = []
-        for t in allowed:
+        for t in idx.tolist():
             text = self.texts.get(t, "").lstrip()
             mass = sum(p for lab, p in prior.items() if lab in options and
                        ((lab + '"').startswith(text) or text.startswith(lab + '"')))
             out.append(self.prior_weight * math.log(max(mass, 1e-6)))
-        return torch.tensor(out, dtype=torch.float32)
+        return np.array(out, dtype=np.float32)
 
-    def _index(self, allowed: list[int], device) -> torch.Tensor:
-        """`allowed` as an index tensor. lmfe hands out the same list object for every free-text step (~45k
-        ids, 9 ms to convert each time); that one conversion is kept, checked by identity."""
+    @staticmethod
+    def _index(allowed: list[int]) -> np.ndarray:
+        """`allowed` as an index array. Free-text steps allow ~45k ids, rebuilt by lmfe as a new list with
+        the same content at nearly every step of every row; converting it costs 1.5 ms, comparing it with a
+        kept one 0.08 ms. The last few conversions are kept."""
         if len(allowed) < 4096:
-            return torch.as_tensor(allowed, dtype=torch.long, device=device)
-        hit = self._big.get(id(allowed))
-        if hit is None or hit[0] is not allowed or hit[1].device != device:
-            hit = (allowed, torch.as_tensor(allowed, dtype=torch.long, device=device))
-            self._big = {id(allowed): hit}
+            return np.asarray(allowed, dtype=np.int64)
+        key = (len(allowed), allowed[0], allowed[-1])
+        hit = _BIG.get(key)
+        if hit is None or not (hit[0] is allowed or hit[0] == allowed):
+            if len(_BIG) >= 8:
+                _BIG.pop(next(iter(_BIG)))
+            hit = _BIG[key] = (list(allowed), np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
         return hit[1]
 
     def _explanation(self, seq: list[int]) -> tuple[Any, str] | None:
@@ -359,47 +396,46 @@ class JsonSchemaLogitsProcessor:
         for i in range(1, len(extra)):
             self.enforcer.get_allowed_tokens(seq + extra[:i])
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        mask = torch.full_like(scores, float("-inf"))
+    def __call__(self, seqs: list[list[int]], scores: np.ndarray) -> np.ndarray:
+        mask = np.full_like(scores, -np.inf)
+        vocab = scores.shape[-1]
         if self.prompt_len is None:
-            self.prompt_len = input_ids.shape[1]
-        for row, seq in enumerate(input_ids.tolist()):
+            self.prompt_len = len(seqs[0])
+        for row, seq in enumerate(seqs):
             self.enforcer = self.enforcers[row if row < len(self.enforcers) else 0]
             if self.eos in seq[self.prompt_len :]:
-                # Finished rows are padded by generate(); keep them finite and out of the parser.
+                # Finished rows of a padded batch; keep them finite and out of the parser.
                 mask[row, self.eos] = 0.0
                 continue
             allowed = self.enforcer.get_allowed_tokens(seq).allowed_tokens
             extra = self._closing_allowed(seq)
-            if extra:
-                allowed = list(allowed) + extra
-            if self.eos in allowed:
+            if self.eos in allowed or self.eos in extra:
                 # End-of-sequence is allowed only once the root object is closed: stop right there
                 # instead of letting the model pad the answer with trailing whitespace.
-                allowed = [self.eos]
-            idx = self._index(allowed, scores.device)
-            idx = idx[idx < scores.shape[-1]]
-            mask[row, idx] = 0.0  # tensor ops: a Python filter cost ~4 % of decoding
+                allowed, extra = [self.eos], []
+            idx = self._index(allowed)
+            if extra:
+                idx = np.concatenate([idx, np.asarray(extra, dtype=np.int64)])
+            idx = idx[idx < vocab]
+            mask[row, idx] = 0.0  # array ops: a Python filter cost ~4 % of decoding
             state = self.enforcer.prefix_states.get(tuple(seq))
             key = state.parser.shortcut_key() if state is not None else None
             if isinstance(key, tuple) and key[0] == "json_freetext":
                 # lmfe's free-text shortcut admits any quote-free token, ignoring the alphabet; its character
                 # parser then breaks on the token and allows end-of-sequence mid-string.
-                if self.outside.device != scores.device:  # once, on a GPU
-                    self.outside = self.outside.to(scores.device)
-                mask[row, self.outside[self.outside < scores.shape[-1]]] = float("-inf")
+                mask[row, self.outside[self.outside < vocab]] = -np.inf
             unfinished = self._unfinished_closers(seq)
             if unfinished:
-                cut = mask[row].clone()
-                cut[torch.as_tensor(unfinished, dtype=torch.long, device=scores.device)] = float("-inf")
-                if bool(torch.isfinite(cut).any()):  # never leave the model without a valid token
+                cut = mask[row].copy()
+                cut[np.asarray(unfinished, dtype=np.int64)] = -np.inf
+                if np.isfinite(cut).any():  # never leave the model without a valid token
                     mask[row] = cut
             prior = self.priors[row] if self.priors and row < len(self.priors) else None
             copied = self._copied_prior(seq, prior) if prior else []
             if copied:
-                mask[row, torch.as_tensor(copied, dtype=torch.long, device=scores.device)] = float("-inf")
+                mask[row, np.asarray(copied, dtype=np.int64)] = -np.inf
             if prior:
-                bias = self._prior_bias(seq, idx.tolist(), prior)
+                bias = self._prior_bias(seq, idx, prior)
                 if bias is not None:
-                    mask[row, idx] = bias.to(scores.device)
+                    mask[row, idx] = bias
         return scores + mask

@@ -1,18 +1,19 @@
 """In-process generation with llama.cpp (`llama-cpp-python`) on an 8-bit GGUF of the same weights.
 
 Why: on a CPU a 135M model's decoding step is bound by reading its weights. transformers reads 538 MB of
-float32 per forward; llama.cpp reads the Q8_0 GGUF's 145 MB, with its own quantized kernels. Everything
-else is the transformers backend's: the same tokenizer and chat template, the same decode loop (the
-schema constraint, the label prior, jump-forward over forced text, log-probabilities over valid tokens).
-llama.cpp only computes the next-token logits.
+float32 per forward; llama.cpp reads the Q8_0 GGUF's 145 MB, with its own quantized kernels, and steps
+many sequences in one evaluation. Everything else is shared with the transformers backend: the same
+tokenizer and chat template, the same processors and token choice (`decode_steps`: the schema constraint,
+the label prior, log-probabilities over valid tokens), jump-forward over forced text. llama.cpp only
+computes the next-token logits, and this path imports no torch (2.3 s of a cold CLI answer).
 
 The GGUF is written once from the (merged) checkpoint and cached under `~/.cache/affect_llm/gguf/`.
 """
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message
@@ -20,53 +21,82 @@ from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 from affect_llm.extras import require
 
-N_CTX = 4096 + 512  # the input limit (affect_llm.limits.MAX_INPUT_TOKENS) plus an answer
+N_CTX = 8192  # KV cells, shared by a batch's rows: one query at the input limit (4096) plus its answer fits
+N_BATCH = 512  # tokens per llama_decode call
+MAX_ROWS = 8  # sequences decoded together (100 MELD turns: 75 s at 8, 89 s at 16, 107 s one by one)
 
 
-class LlamaCppLM:
-    """The decode loop's model interface (`model(input_ids=..., past_key_values=...)`) over one llama.cpp
-    context, batch size 1.
+class LlamaCppEngine:
+    """Next-token logits from one llama.cpp context: one sequence at a time, or several in one batch.
 
-    `past_key_values` is the list of token ids that precede `input_ids`. The context keeps the KV cache of
-    the last sequence it saw, and which spans were evaluated together (`bounds`). A new sequence reuses the
-    cache up to the last span boundary it shares, and evaluates the rest in one call. Reusing only whole
-    spans keeps answers a function of the input: llama.cpp's kernels round differently for a 1-token call
-    than for a many-token one, and a near-tie between two tokens would otherwise flip on a repeated query.
-    `prime(head)` evaluates the system prompt as a span of its own, so every query shares it.
+    One sequence (seq 0): the context keeps the KV cache of the last sequence it saw, and which spans were
+    evaluated together (`bounds`). A new sequence reuses the cache up to the last span boundary it shares,
+    and evaluates the rest in one call. Reusing only whole spans keeps answers a function of the input:
+    llama.cpp's kernels round differently for a 1-token call than for a many-token one, and a near-tie
+    between two tokens would otherwise flip on a repeated query. `prime(head)` evaluates the system prompt
+    as a span of its own, so every query shares it.
+
+    Several sequences (`start_rows`/`step_rows`/`end_rows`): row r is seq r+1; its KV cells start with seq
+    0's system prompt (shared, not copied: the cache is unified), and every decoding step evaluates one
+    token (plus any schema-forced ones) of every unfinished row in one call. On a CPU a step's cost is
+    reading the weights, so eight rows step for little more than one. Rounding then depends on the batch,
+    as on every batching engine: a near-tie may resolve differently than in a single query.
     """
 
     def __init__(self, gguf_path: str | Path, *, threads: int, n_ctx: int = N_CTX) -> None:
-        import weakref
+        import llama_cpp
+        from llama_cpp import _internals, _logger
 
-        from llama_cpp import Llama
-
-        self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                         n_batch=512, logits_all=False, verbose=False)
-        # Free the context before interpreter shutdown: Llama.__del__ at exit finds llama.cpp's bindings
-        # already gone and prints a traceback after every CLI answer.
-        weakref.finalize(self, self.llm.close)
-        self.n_vocab = self.llm.n_vocab()
+        _logger.set_verbose(False)
+        llama_cpp.llama_backend_init()
+        self.model = _internals.LlamaModel(path_model=str(gguf_path), params=llama_cpp.llama_model_default_params(),
+                                           verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, N_BATCH, N_BATCH
+        params.n_seq_max, params.kv_unified = MAX_ROWS + 1, True
+        params.n_threads = params.n_threads_batch = threads
+        # Flash attention skips masked KV cells: a batch's rows share one cache, and without it every row
+        # attended over every other row's cells (40 MELD rows: 35 s with it, 45 s without).
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        params.no_perf = True
+        self.ctx = _internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self.batch = _internals.LlamaBatch(n_tokens=N_BATCH, embd=0, n_seq_max=1, verbose=False)
+        self._llama = llama_cpp
+        self.n_vocab = self.model.n_vocab()
         self.n_ctx = n_ctx
-        self.bounds: list[int] = [0]  # ends of the spans in the cache, in order
+        self.gguf_path = str(gguf_path)
+        self.tokens: list[int] = []  # seq 0's cached tokens
+        self.bounds: list[int] = [0]  # ends of seq 0's spans, in order
+        self.rows: list[int] = []  # cached length of each row of the current batch
+        self.head = 0  # tokens of seq 0 the rows share
+
+    def close(self) -> None:
+        """Free the context and the weights (the context first, as llama.cpp requires)."""
+        for part in ("batch", "ctx", "model"):
+            obj = self.__dict__.pop(part, None)
+            if obj is not None:
+                obj.close()
+
+    # One sequence -----------------------------------------------------------------------------------------
 
     def _reusable(self, tokens: list[int], limit: int) -> int:
         """The longest cached span boundary <= `limit` whose tokens are a prefix of `tokens`."""
-        llm = self.llm
-        have = llm.input_ids[: llm.n_tokens]
         common = 0
-        for a, b in zip(have.tolist(), tokens):
+        for a, b in zip(self.tokens, tokens):
             if a != b:
                 break
             common += 1
         return max(b for b in self.bounds if b <= min(common, limit))
 
-    def _eval(self, tokens: list[int], start: int) -> None:
+    def _eval(self, tokens: list[int], start: int) -> Any:
         if len(tokens) > self.n_ctx:
             raise AffectError(f"prompt and answer need {len(tokens)} tokens; this engine holds {self.n_ctx}")
-        self.llm.n_tokens = start  # eval() drops the cache from n_tokens on
+        self._forget(0, start)
+        self.tokens = list(tokens)
         self.bounds = [b for b in self.bounds if b <= start]
-        self.llm.eval(tokens[start:])
+        (logits,) = self._decode([(0, start, tokens[start:])])
         self.bounds.append(len(tokens))
+        return logits
 
     def prime(self, head: list[int]) -> None:
         """Make `head` (the shared system prompt) a cached span of its own."""
@@ -76,20 +106,74 @@ class LlamaCppLM:
 
     def logits(self, tokens: list[int]) -> Any:
         """Next-token logits after `tokens` (a float32 numpy vector), reusing the cached spans it starts with."""
+        return self._eval(tokens, self._reusable(tokens, len(tokens) - 1))
+
+    # Several sequences ------------------------------------------------------------------------------------
+
+    def fits(self, head: int, lengths: list[int]) -> bool:
+        """Whether rows of these lengths (prompt + answer budget) fit next to a `head`-token system prompt."""
+        return len(lengths) <= MAX_ROWS and head + sum(n - head for n in lengths) <= self.n_ctx
+
+    def start_rows(self, prompts: list[list[int]], head: list[int]) -> list[Any]:
+        """Evaluate every prompt as a row of its own after the shared `head`; the logits after each."""
+        n = len(head)
+        if n and any(p[:n] != head or len(p) <= n for p in prompts):
+            raise ValueError("every row must start with the head")
+        self.end_rows()
+        if n:
+            self.prime(head)
+        self._forget(0, n)  # seq 0 keeps only the head the rows share
+        self.tokens, self.bounds = self.tokens[:n], [b for b in self.bounds if b <= n]
+        self.head = n
+        mem = self.ctx.memory
+        for r in range(len(prompts)):
+            if n:
+                self._llama.llama_memory_seq_cp(mem, 0, r + 1, 0, n)
+        self.rows = [n] * len(prompts)
+        return self.step_rows({r: p[n:] for r, p in enumerate(prompts)})
+
+    def step_rows(self, feeds: dict[int, list[int]]) -> dict[int, Any]:
+        """Append `feeds[row]` to each listed row in one evaluation; the next-token logits of each."""
+        items = [(r + 1, self.rows[r], toks) for r, toks in feeds.items()]
+        out = self._decode(items)
+        for r, toks in feeds.items():
+            self.rows[r] += len(toks)
+        return dict(zip(feeds, out))
+
+    def end_rows(self) -> None:
+        for r in range(len(self.rows)):
+            self._forget(r + 1, 0)
+        self.rows = []
+
+    # llama.cpp ----------------------------------------------------------------------------------------------
+
+    def _forget(self, seq: int, start: int) -> None:
+        self._llama.llama_memory_seq_rm(self.ctx.memory, seq, start, -1)
+
+    def _decode(self, items: list[tuple[int, int, list[int]]]) -> list[Any]:
+        """Evaluate (seq id, first position, tokens) items in as few calls as fit `N_BATCH`; the logits after
+        each item's last token, in order."""
         import numpy as np
 
-        self._eval(tokens, self._reusable(tokens, len(tokens) - 1))
-        ptr = self.llm._ctx.get_logits_ith(-1)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
-
-    def __call__(self, *, input_ids: Any = None, past_key_values: Any = None, **_: Any) -> SimpleNamespace:
-        import torch
-
-        if input_ids.shape[0] != 1:
-            raise ValueError("LlamaCppLM evaluates one sequence at a time")
-        tokens = list(past_key_values or []) + input_ids[0].tolist()
-        logits = torch.from_numpy(self.logits(tokens))
-        return SimpleNamespace(logits=logits[None, None, :], past_key_values=tokens)
+        out: list[Any] = [None] * len(items)
+        flat = [(i, seq, pos + k, t, k == len(toks) - 1)
+                for i, (seq, pos, toks) in enumerate(items) for k, t in enumerate(toks)]
+        b = self.batch.batch
+        for lo in range(0, len(flat), N_BATCH):
+            chunk = flat[lo:lo + N_BATCH]
+            for j, (_i, seq, pos, t, last) in enumerate(chunk):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos, 1, last
+                b.seq_id[j][0] = seq
+            b.n_tokens = len(chunk)
+            try:
+                self.ctx.decode(self.batch)
+            except RuntimeError as exc:  # the KV cache is full (we check first) or llama.cpp failed
+                raise AffectError(f"llama.cpp could not evaluate the prompt: {exc}") from None
+            for j, (i, _seq, _pos, _t, last) in enumerate(chunk):
+                if last:
+                    ptr = self.ctx.get_logits_ith(j)
+                    out[i] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return out
 
 
 class LlamaCppBackend:
@@ -109,9 +193,6 @@ class LlamaCppBackend:
 
         `dtype` is accepted for the CLI's sake and ignored: the GGUF's type is `qtype`."""
         require("llamacpp", "the llama.cpp backend", "llama_cpp")
-        from affect_llm.threads import configure_threads
-
-        configure_threads()  # torch only runs the schema mask here: its own default
         self.repetition_penalty = repetition_penalty
         source, self.model_id = checkpoint_for(model, adapter)
         from affect_llm.backends.chat_tokenizer import ChatTokenizer
@@ -121,7 +202,10 @@ class LlamaCppBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         gguf = gguf_for(source, model, qtype)
         self.threads = threads or engine_threads()
-        self.lm = LlamaCppLM(gguf, threads=self.threads)
+        self.lm = LlamaCppEngine(gguf, threads=self.threads)
+        # Free llama.cpp's context before interpreter shutdown: its bindings may be gone by then, and a
+        # destructor that runs late printed a traceback after every CLI answer.
+        weakref.finalize(self, self.lm.close)
         self.accepts_media = False
         self.accepts_label_priors = True
         self._heads: dict[str, list[int]] = {}
@@ -155,36 +239,113 @@ class LlamaCppBackend:
         cancelled: Any = None,
         label_priors: list[dict[str, float] | None] | None = None,
     ) -> list[Generation]:
-        """As `TransformersBackend.generate`; rows run one after another (a row's forward costs what a batch's
-        does here, and one row at a time keeps jump-forward over schema-forced text)."""
-        import torch
+        """As `TransformersBackend.generate`. Rows that share the system prompt decode together, up to
+        `MAX_ROWS` at a time (one evaluation per step for all of them); a lone row reuses the cache of the
+        query before it."""
+        import numpy as np
 
         from affect_llm.backends.base import schemas_for
-        from affect_llm.backends.transformers_backend import decode_loop, generations, logits_processors
+        from affect_llm.backends.decode_steps import generations, logits_processors
 
         if media and any(media):
             raise AffectError("audio/face soft tokens need the transformers backend with a projector")
         schemas = schemas_for(json_schema, len(batch))
         priors = label_priors or [None] * len(batch)
-        results: list[Generation] = []
-        for row, messages in enumerate(batch):
+        prompts = [self.tokenizer(self.prompt_text(m), add_special_tokens=False)["input_ids"] for m in batch]
+        heads = [self._head(m) for m in batch]
+        head = heads[0] if all(h == heads[0] for h in heads) else []
+        if any(p[: len(head)] != head or len(p) <= len(head) for p in prompts):
+            head = []
+        results: list[Generation | None] = [None] * len(batch)
+        for group in self._groups(prompts, len(head), max_new_tokens):
             if cancelled is not None and cancelled():  # one result per row, as every backend returns
-                results.append(Generation(text="", pieces=[], logprobs=[], finish_reason="cancelled"))
+                for row in group:
+                    results[row] = Generation(text="", pieces=[], logprobs=[], finish_reason="cancelled")
                 continue
-            ids = self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
-            head = self._head(messages)
-            if head and ids[: len(head)] == head and len(ids) > len(head):
-                self.lm.prime(head)
-            enc = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones((1, len(ids)), dtype=torch.long)}
-            processors = logits_processors(self.tokenizer, None if schemas[row] is None else [schemas[row]],
-                                           [priors[row]], self.repetition_penalty)
-            gen = torch.Generator().manual_seed(seed + row) if temperature > 0 else None
-            new, logps = decode_loop(self.lm, enc, processors, max_new_tokens=max_new_tokens,
-                                     eos=self.tokenizer.eos_token_id, temperature=temperature, generator=gen,
-                                     emit=(lambda _r, tid, row=row: emit(row, self.tokenizer, tid)) if emit else None,
-                                     cancelled=cancelled, tokenizer=self.tokenizer if schemas[row] is not None else None)
-            results += generations(self.tokenizer, new, logps, [len(ids)], cancelled)
-        return results
+            processors = [logits_processors(self.tokenizer, None if schemas[r] is None else [schemas[r]],
+                                            [priors[r]], self.repetition_penalty) for r in group]
+            rngs = [np.random.default_rng(seed + r) if temperature > 0 else None for r in group]
+            new, logps = self._decode([prompts[r] for r in group], head, processors, rngs,
+                                      max_new_tokens=max_new_tokens, temperature=temperature,
+                                      emit=(lambda i, tid, group=group: emit(group[i], self.tokenizer, tid)) if emit else None,
+                                      cancelled=cancelled)
+            for r, g in zip(group, generations(self.tokenizer, new, logps, [len(prompts[r]) for r in group], cancelled)):
+                results[r] = g
+        return results  # type: ignore[return-value]
+
+    def _groups(self, prompts: list[list[int]], head: int, max_new_tokens: int) -> list[list[int]]:
+        """Rows in order, cut into groups whose prompts and answers fit the context together."""
+        groups: list[list[int]] = []
+        for r, p in enumerate(prompts):
+            if groups and self.lm.fits(head, [len(prompts[i]) + max_new_tokens for i in groups[-1]] +
+                                       [len(p) + max_new_tokens]):
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        return groups
+
+    def _decode(self, prompts: list[list[int]], head: list[int], processors: list[list[Any]], rngs: list[Any], *,
+                max_new_tokens: int, temperature: float, emit: Any, cancelled: Any) -> tuple[list[list[int]], list[list[float]]]:
+        """Greedy (or sampled) decoding of every row, one evaluation per step for all unfinished rows.
+
+        Per row, as the transformers backend's loop: the processors (schema constraint, label prior), the
+        choice and its log-probability over valid tokens, and jump-forward: text the schema forces is
+        appended without asking the model and evaluated with the token before it."""
+        from affect_llm.backends.decode_steps import choose
+
+        lm, eos, tok = self.lm, self.tokenizer.eos_token_id, self.tokenizer
+        seqs = [list(p) for p in prompts]
+        if len(prompts) == 1:
+            if head:
+                lm.prime(head)
+            logits = {0: lm.logits(seqs[0])}
+            step = lambda feeds: {0: lm.logits(seqs[0])}  # noqa: E731 - seqs[0] already holds the feed
+        else:
+            logits = lm.start_rows(prompts, head)
+            step = lm.step_rows
+        jumps = [next((p for p in procs if hasattr(p, "forced_text")), None) for procs in processors]
+        new: list[list[int]] = [[] for _ in prompts]
+        logps: list[list[float]] = [[] for _ in prompts]
+        live = list(range(len(prompts)))
+        try:
+            while live:
+                feeds: dict[int, list[int]] = {}
+                for r in live:
+                    scores = logits[r][None, :]
+                    for proc in processors[r]:
+                        scores = proc([seqs[r]], scores)
+                    picked, chosen = choose(scores, temperature, rngs[r])
+                    t = int(picked[0])
+                    new[r].append(t)
+                    logps[r].append(float(chosen[0]))
+                    seqs[r].append(t)
+                    if t == eos:
+                        continue
+                    if emit is not None:
+                        emit(r, t)
+                    feed = [t]
+                    if jumps[r] is not None:
+                        forced = jumps[r].forced_text(seqs[r])
+                        extra = tok(forced, add_special_tokens=False)["input_ids"] if forced else []
+                        extra = extra[: max(0, max_new_tokens - len(new[r]))]
+                        jumps[r].register(seqs[r], extra)
+                        for e in extra:
+                            new[r].append(e)
+                            logps[r].append(0.0)
+                            seqs[r].append(e)
+                            if emit is not None:
+                                emit(r, e)
+                        feed += extra
+                    if len(new[r]) < max_new_tokens:
+                        feeds[r] = feed
+                live = list(feeds)
+                if not live or (cancelled is not None and cancelled()):
+                    break
+                logits = step(feeds)
+        finally:
+            if len(prompts) > 1:
+                lm.end_rows()
+        return new, logps
 
 
 def engine_threads() -> int:

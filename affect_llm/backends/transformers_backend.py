@@ -149,7 +149,10 @@ class TransformersBackend:
         `emit(row, piece)` streams text pieces as they are decided; `cancelled()` stops generation early.
         `label_priors`: per conversation, a label model's probabilities of the schema's label enum values,
         combined with the model's own when it picks a label (see `JsonSchemaLogitsProcessor`)."""
+        import numpy as np
         import torch
+
+        from affect_llm.backends.decode_steps import generations, logits_processors
 
         prompts = [self.prompt_text(m) for m in batch]
         prefix = None
@@ -165,7 +168,7 @@ class TransformersBackend:
         if isinstance(json_schema, list) and all(sc is None for sc in json_schema):
             json_schema = None
         processors = logits_processors(self.tokenizer, json_schema, label_priors, self.repetition_penalty)
-        gen = torch.Generator(device=self.device).manual_seed(seed) if temperature > 0 else None
+        gen = np.random.default_rng(seed) if temperature > 0 else None
         with torch.inference_mode():
             new, logps = decode_loop(self.model, enc, processors, max_new_tokens=max_new_tokens,
                                      eos=self.tokenizer.eos_token_id, temperature=temperature, generator=gen,
@@ -173,41 +176,6 @@ class TransformersBackend:
                                      cancelled=cancelled, tokenizer=self.tokenizer if json_schema else None,
                                      prefix=prefix)
         return generations(self.tokenizer, new, logps, [int(m.sum()) for m in enc["attention_mask"]], cancelled)
-
-
-def logits_processors(tokenizer, json_schema: Any, label_priors: Any, repetition_penalty: float) -> list[Any]:
-    """The decode loop's processors: the repetition penalty (when not 1) and the schema constraint with the
-    label prior (when there is a schema). Shared by the transformers and llama.cpp backends."""
-    processors: list[Any] = []
-    if repetition_penalty != 1.0:
-        from transformers import RepetitionPenaltyLogitsProcessor
-
-        processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
-    if json_schema is not None:
-        from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
-
-        processors.append(JsonSchemaLogitsProcessor(tokenizer, json_schema, label_priors=label_priors,
-                                                    prior_weight=float(DECODING["prior_weight"])))
-    return processors
-
-
-def generations(tokenizer, new: list[list[int]], logps: list[list[float]], prompt_tokens: list[int],
-                cancelled: Any = None) -> list[Generation]:
-    """`Generation`s from the decode loop's token ids and log-probabilities (cut at the first EOS)."""
-    results = []
-    eos = tokenizer.eos_token_id
-    for row, ids in enumerate(new):
-        n = len(ids)
-        finish = "length"
-        if eos in ids:
-            n = ids.index(eos)
-            finish = "stop"
-        elif cancelled is not None and cancelled():
-            finish = "cancelled"
-        pieces = _pieces(tokenizer, ids[:n])
-        results.append(Generation(text="".join(pieces), pieces=pieces, logprobs=logps[row][:n],
-                                  prompt_tokens=prompt_tokens[row], completion_tokens=n, finish_reason=finish))
-    return results
 
 
 def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_tokens: int, eos: int,
@@ -227,6 +195,8 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
     import copy
 
     import torch
+
+    from affect_llm.backends.decode_steps import choose
 
     ids = enc["input_ids"]
     mask = enc["attention_mask"]
@@ -253,17 +223,13 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
     if rows == 1 and tokenizer is not None:
         jump = next((p for p in processors if hasattr(p, "forced_text")), None)
     while max(len(n) for n in new) < max_new_tokens:
-        scores = logits
+        scores = logits.cpu().numpy()
+        seqs = seq.tolist()
         for proc in processors:
-            scores = proc(seq, scores)
-        lp = scores.log_softmax(-1)
-        if temperature > 0:
-            probs = (scores / temperature).softmax(-1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        else:
-            tok = lp.argmax(-1)
-        tok = torch.where(done, torch.full_like(tok, eos), tok)
-        chosen = lp.gather(-1, tok[:, None]).squeeze(-1)
+            scores = proc(seqs, scores)
+        picked, chosen = choose(scores, temperature, generator)
+        tok = torch.where(done, torch.full_like(done, eos, dtype=torch.long),
+                          torch.from_numpy(picked).to(device=ids.device, dtype=torch.long))
         for r in range(rows):
             if not done[r]:
                 t = int(tok[r])
@@ -330,19 +296,6 @@ def default_dtype(device: Any = None) -> str:
     except OSError:
         return "float32"
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
-
-
-def _pieces(tokenizer, ids: list[int]) -> list[str]:
-    """Text added by each token, from incremental decoding (handles multi-byte characters)."""
-    pieces, prev = [], ""
-    for k in range(1, len(ids) + 1):
-        text = tokenizer.decode(ids[:k], skip_special_tokens=True)
-        if text.endswith("\ufffd") and k < len(ids):
-            pieces.append("")  # incomplete UTF-8 sequence: the next token completes it
-            continue
-        pieces.append(text[len(prev):])
-        prev = text
-    return pieces
 
 
 def _load(path: str, dtype):

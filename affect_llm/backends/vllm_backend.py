@@ -153,7 +153,7 @@ class VLLMBackend:
         from vllm.sampling_params import StructuredOutputsParams
 
         from affect_llm.backends.base import schemas_for
-        from affect_llm.backends.transformers_backend import _pieces
+        from affect_llm.backends.decode_steps import pieces
 
         params = [SamplingParams(
             max_tokens=max_new_tokens, temperature=temperature, seed=seed if temperature > 0 else None,
@@ -168,12 +168,12 @@ class VLLMBackend:
             n = len(ids)
             while n and ids[n - 1] in self._special:  # the stop token is listed, not part of the text
                 n -= 1
-            pieces = _pieces(self.tokenizer, ids[:n])
+            text_pieces = pieces(self.tokenizer, ids[:n])
             logprobs = None
             if choice.logprobs is not None:
                 logprobs = [float(step[t].logprob) for t, step in zip(ids[:n], choice.logprobs)]
             results.append(Generation(
-                text="".join(pieces), pieces=pieces, logprobs=logprobs,
+                text="".join(text_pieces), pieces=text_pieces, logprobs=logprobs,
                 prompt_tokens=len(out.prompt_token_ids or []), completion_tokens=n,
                 finish_reason=choice.finish_reason or "stop",
             ))
