@@ -114,3 +114,22 @@ def test_cancelled_batch_still_answers_every_row(backend):
     msgs = [[{"role": "user", "content": "Hello there"}]] * 3
     out = backend.generate(msgs, max_new_tokens=4, cancelled=lambda: True)
     assert len(out) == 3 and all(g.finish_reason == "cancelled" and g.text == "" for g in out)
+
+
+def test_llamacpp_answers_without_importing_torch():
+    """torch's import is 2.3 s of a cold CLI answer; the llama.cpp path must not need it."""
+    import os
+    import subprocess
+    import sys
+
+    default_llm_dir()
+    code = ("import sys\n"
+            "from affect_llm.pipeline import Explainer\n"
+            "ex = Explainer(backend='auto')\n"
+            "rep = ex.explain('We won the final!')\n"
+            "assert rep.labels and ex.backend.name == 'llamacpp', rep\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "AFFECT_LLM_DEVICE": "cpu"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "False"

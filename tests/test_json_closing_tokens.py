@@ -125,3 +125,33 @@ def test_no_label_model_numbers_after_a_label(tok):
         seq = _walk(proc, tok, head + tail)
         scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
         assert (scores[eight] == float("-inf")) == blocked, tail
+
+
+def test_label_prior_follows_a_label_past_its_first_token(tok):
+    """A token that starts two labels ("s": surprise, sadness) must not hand the rest of the choice to the
+    LLM: the prior keeps splitting them, token by token (the product over the label's tokens is the prior)."""
+    import math
+
+    import numpy as np
+
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor, token_texts
+    from affect_llm.explain_task import answer_schema
+
+    prior = {"surprise": 0.6, "sadness": 0.1, "joy": 0.3}
+    proc = JsonSchemaLogitsProcessor(tok, answer_schema(list(prior), 1, ["E1"]), label_priors=[prior],
+                                     prior_weight=1.0)
+    texts = token_texts(tok)
+    by_text = {t: i for i, t in texts.items()}
+    seq = _walk(proc, tok, '{"labels": ["s')
+    allowed = [t for t in ("urprise", "ur", "u") if t in by_text][:1] + [t for t in ("adness", "ad", "a") if t in by_text][:1]
+    assert len(allowed) == 2, "the vocabulary splits both labels after 's'"
+    idx = np.array([by_text[t] for t in allowed])
+    bias = proc._prior_bias(seq, idx, prior)
+    assert bias is not None
+    assert bias[0] == pytest.approx(math.log(0.6 / 0.7), abs=1e-4)
+    assert bias[1] == pytest.approx(math.log(0.1 / 0.7), abs=1e-4)
+    # At the start of the label the shared token carries both labels' mass, a whole label its own.
+    first = _walk(proc, tok, '{"labels": ["')
+    start = [t for t in ("s", "joy") if t in by_text]
+    got = proc._prior_bias(first, np.array([by_text[t] for t in start]), prior)
+    assert got is not None and got[0] == pytest.approx(math.log(0.7), abs=1e-4)

@@ -317,22 +317,31 @@ class JsonSchemaLogitsProcessor:
         return out
 
     def _prior_bias(self, seq: list[int], idx: np.ndarray, prior: dict[str, float]):
-        """Log prior mass per allowed token (`idx`) when the next characters start a label from `prior`,
-        else None."""
+        """Log prior mass per allowed token (`idx`) while the answer writes a label from `prior`, else None.
+
+        The mass is conditional on what of the label is written so far, so over a label's tokens the biases
+        add up to `prior_weight * log prior(label)`. Biasing only the first token let a token that starts two
+        labels carry both ("s" of surprise 0.31 and sadness 0.05), and the 135M model then finished the one
+        the label model ranked low: 24 of 300 MELD turns went surprise -> sadness."""
         import math
 
         state = self.enforcer.prefix_states.get(tuple(seq))
         stack = getattr(state.parser, "object_stack", None) if state is not None else None
         top = stack[-1] if stack else None
         options = getattr(top, "allowed_strings", None)
-        if not options or getattr(top, "parsed_string", None) != "" or not set(options) <= set(prior):
+        written = getattr(top, "parsed_string", None)
+        if not options or not isinstance(written, str) or not set(options) <= set(prior):
             return None
+        live = {lab: p for lab, p in prior.items() if lab in options and lab.startswith(written)}
+        total = sum(live.values())
+        if len(live) < 2 or total <= 0:
+            return None  # one label left (or none): nothing for the prior to decide
         out = []
         for t in idx.tolist():
-            text = self.texts.get(t, "").lstrip()
-            mass = sum(p for lab, p in prior.items() if lab in options and
-                       ((lab + '"').startswith(text) or text.startswith(lab + '"')))
-            out.append(self.prior_weight * math.log(max(mass, 1e-6)))
+            text = self.texts.get(t, "")
+            full = written + (text if written else text.lstrip())
+            mass = sum(p for lab, p in live.items() if (lab + '"').startswith(full) or full.startswith(lab + '"'))
+            out.append(self.prior_weight * math.log(max(mass / total, 1e-6)))
         return np.array(out, dtype=np.float32)
 
     @staticmethod
