@@ -38,7 +38,7 @@ load_s = time.perf_counter() - t0
 t0 = time.perf_counter()
 result = runner.run()
 run_s = time.perf_counter() - t0
-print(json.dumps({"load_s": load_s, "run_s": run_s, "n": result.n, "headline": result.headline()}))
+print("EVAL_SPEED " + json.dumps({"load_s": load_s, "run_s": run_s, "n": result.n, "headline": result.headline()}))
 """
 
 
@@ -62,7 +62,12 @@ def main() -> None:
             rows.append({"backend": backend, "batch": int(batch), "threads": threads,
                          "error": proc.stderr.strip().splitlines()[-1]})
             continue
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        # vLLM's engine logs to stdout as well: the result is the line we tagged.
+        tagged = [ln for ln in proc.stdout.splitlines() if ln.startswith("EVAL_SPEED ")]
+        if not tagged:
+            rows.append({"backend": backend, "batch": int(batch), "threads": threads, "error": "no result line"})
+            continue
+        res = json.loads(tagged[-1].removeprefix("EVAL_SPEED "))
         rows.append({"backend": backend, "batch": int(batch), "threads": threads, "n": res["n"], "startup_s": res["load_s"],
                      "run_s": res["run_s"], "s_per_sample": res["run_s"] / max(1, res["n"]),
                      **{k: v for k, v in res["headline"].items() if isinstance(v, (int, float))}})

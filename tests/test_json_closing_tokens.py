@@ -155,3 +155,27 @@ def test_label_prior_follows_a_label_past_its_first_token(tok):
     start = [t for t in ("s", "joy") if t in by_text]
     got = proc._prior_bias(first, np.array([by_text[t] for t in start]), prior)
     assert got is not None and got[0] == pytest.approx(math.log(0.7), abs=1e-4)
+
+
+def test_explanation_never_repeats_three_tokens(tok):
+    """`…matter: matter; matter: matter;` looped until the length limit: no 3-token sequence twice inside
+    the explanation (the JSON around it may repeat)."""
+    import numpy as np
+
+    from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
+    from affect_llm.explain_task import answer_schema
+
+    proc = JsonSchemaLogitsProcessor(tok, answer_schema(["neutral"], 1, ["E1"]))
+    head = '{"labels": ["neutral"], "cues": ["E1"], "explanation": "'
+    seq = _walk(proc, tok, head)
+    proc([seq], np.zeros((1, len(tok)), dtype=np.float32))  # the explanation starts here
+    loop = tok(" matter: matter; matter:", add_special_tokens=False)["input_ids"]
+    for t in loop:
+        proc.enforcer.get_allowed_tokens(seq)
+        seq = seq + [t]
+        scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
+    again = tok(" matter", add_special_tokens=False)["input_ids"][0]
+    assert scores[again] == -np.inf  # ": matter" after "matter:" was written once already
+    assert scores[tok(" so", add_special_tokens=False)["input_ids"][0]] == 0.0
+    # Outside the explanation nothing is banned for repeating.
+    assert proc._repeats(0, _walk(proc, tok, '{"labels": ["neutr')) == []

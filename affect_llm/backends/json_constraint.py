@@ -262,6 +262,7 @@ class JsonSchemaLogitsProcessor:
         # (id, text before the quote) of every token holding a double quote: the ones that can close a string.
         self.quote_tokens = quote_tokens(tokenizer)
         self.digit_tokens = digit_tokens(tokenizer)
+        self._explanation_start: dict[int, int] = {}  # row -> index in its sequence where the explanation began
 
     def _closing_allowed(self, seq: list[int]) -> list[int]:
         """Mid-token string closers (see `closing_tokens`) that the parser accepts at this point: their
@@ -399,6 +400,23 @@ class JsonSchemaLogitsProcessor:
             return []
         return self.digit_tokens
 
+    def _repeats(self, row: int, seq: list[int]) -> list[int]:
+        """Tokens that would write a 3-token sequence the explanation already holds.
+
+        The 135M default sometimes loops inside its sentence until the length limit ends it ("…matter;
+        matter: matter; matter: matter;", "I bet it has a great story behind it too. I bet it has…"):
+        4 of 9 broken explanations in 540 dev answers. No n-gram repeats (transformers' no_repeat_ngram_size=3),
+        within the explanation only: the JSON around it repeats by design."""
+        if self._explanation(seq) is None:
+            self._explanation_start.pop(row, None)
+            return []
+        start = self._explanation_start.setdefault(row, len(seq))
+        written = seq[start:]
+        if len(written) < 3:
+            return []
+        a, b = written[-2], written[-1]
+        return [written[i + 2] for i in range(len(written) - 2) if written[i] == a and written[i + 1] == b]
+
     def register(self, seq: list[int], extra: list[int]) -> None:
         """Walk the parser through appended (forced) tokens one by one, as lmfe derives each state from
         the one before; a jump of several tokens would otherwise look like a new prompt to it."""
@@ -433,7 +451,7 @@ class JsonSchemaLogitsProcessor:
                 # lmfe's free-text shortcut admits any quote-free token, ignoring the alphabet; its character
                 # parser then breaks on the token and allows end-of-sequence mid-string.
                 mask[row, self.outside[self.outside < vocab]] = -np.inf
-            unfinished = self._unfinished_closers(seq)
+            unfinished = self._unfinished_closers(seq) + self._repeats(row, seq)
             if unfinished:
                 cut = mask[row].copy()
                 cut[np.asarray(unfinished, dtype=np.int64)] = -np.inf
