@@ -129,7 +129,7 @@ def test_llamacpp_answers_without_importing_torch():
             "rep = ex.explain('We won the final!')\n"
             "assert rep.labels and ex.backend.name == 'llamacpp', rep\n"
             "print('torch' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "AFFECT_LLM_DEVICE": "cpu"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == "False"

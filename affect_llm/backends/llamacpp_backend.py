@@ -68,7 +68,6 @@ class LlamaCppEngine:
         self.tokens: list[int] = []  # seq 0's cached tokens
         self.bounds: list[int] = [0]  # ends of seq 0's spans, in order
         self.rows: list[int] = []  # cached length of each row of the current batch
-        self.head = 0  # tokens of seq 0 the rows share
 
     def close(self) -> None:
         """Free the context and the weights (the context first, as llama.cpp requires)."""
@@ -92,9 +91,10 @@ class LlamaCppEngine:
         if len(tokens) > self.n_ctx:
             raise AffectError(f"prompt and answer need {len(tokens)} tokens; this engine holds {self.n_ctx}")
         self._forget(0, start)
-        self.tokens = list(tokens)
+        self.tokens = self.tokens[:start]  # what the cache holds if the evaluation below fails
         self.bounds = [b for b in self.bounds if b <= start]
         (logits,) = self._decode([(0, start, tokens[start:])])
+        self.tokens = list(tokens)
         self.bounds.append(len(tokens))
         return logits
 
@@ -124,7 +124,6 @@ class LlamaCppEngine:
             self.prime(head)
         self._forget(0, n)  # seq 0 keeps only the head the rows share
         self.tokens, self.bounds = self.tokens[:n], [b for b in self.bounds if b <= n]
-        self.head = n
         mem = self.ctx.memory
         for r in range(len(prompts)):
             if n:
@@ -299,10 +298,12 @@ class LlamaCppBackend:
             if head:
                 lm.prime(head)
             logits = {0: lm.logits(seqs[0])}
-            step = lambda feeds: {0: lm.logits(seqs[0])}  # noqa: E731 - seqs[0] already holds the feed
+
+            def step(feeds: dict[int, list[int]]) -> dict[int, Any]:
+                return {0: lm.logits(seqs[0])}  # seqs[0] already holds the feed
         else:
             logits = lm.start_rows(prompts, head)
-            step = lm.step_rows
+            step = lm.step_rows  # type: ignore[assignment]
         jumps = [next((p for p in procs if hasattr(p, "forced_text")), None) for procs in processors]
         new: list[list[int]] = [[] for _ in prompts]
         logps: list[list[float]] = [[] for _ in prompts]
