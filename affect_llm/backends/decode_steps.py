@@ -66,6 +66,15 @@ def choose(scores: np.ndarray, temperature: float, rng: np.random.Generator | No
     return tok, lp[np.arange(lp.shape[0]), tok]
 
 
+def forced_tokens(jump: Any, tokenizer, seq: list[int], budget: int) -> list[int]:
+    """Jump-forward: the token ids of the text the schema forces after `seq` (at most `budget`), walked through
+    the constraint's parser so that it knows them. Both in-process loops append these without asking the model."""
+    forced = jump.forced_text(seq)
+    extra = tokenizer(forced, add_special_tokens=False)["input_ids"][: max(0, budget)] if forced else []
+    jump.register(seq, extra)
+    return extra
+
+
 def generations(tokenizer, new: list[list[int]], logps: list[list[float]], prompt_tokens: list[int],
                 cancelled: Any = None) -> list[Generation]:
     """`Generation`s from the decode loop's token ids and log-probabilities (cut at the first EOS)."""

@@ -354,7 +354,7 @@ class JsonSchemaLogitsProcessor:
             return np.asarray(allowed, dtype=np.int64)
         key = (len(allowed), allowed[0], allowed[-1])
         hit = _BIG.get(key)
-        if hit is None or not (hit[0] is allowed or hit[0] == allowed):
+        if hit is None or hit[0] != allowed:
             if len(_BIG) >= 8:
                 _BIG.pop(next(iter(_BIG)))
             hit = _BIG[key] = (list(allowed), np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
@@ -405,7 +405,7 @@ class JsonSchemaLogitsProcessor:
 
         The 135M default sometimes loops inside its sentence until the length limit ends it ("…matter;
         matter: matter; matter: matter;", "I bet it has a great story behind it too. I bet it has…"):
-        4 of 9 broken explanations in 540 dev answers. No n-gram repeats (transformers' no_repeat_ngram_size=3),
+        3 of 9 broken explanations in 780 dev answers. No n-gram repeats (transformers' no_repeat_ngram_size=3),
         within the explanation only: the JSON around it repeats by design."""
         if self._explanation(seq) is None:
             self._explanation_start.pop(row, None)

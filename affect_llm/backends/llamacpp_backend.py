@@ -124,10 +124,8 @@ class LlamaCppEngine:
             self.prime(head)
         self._forget(0, n)  # seq 0 keeps only the head the rows share
         self.tokens, self.bounds = self.tokens[:n], [b for b in self.bounds if b <= n]
-        mem = self.ctx.memory
-        for r in range(len(prompts)):
-            if n:
-                self._llama.llama_memory_seq_cp(mem, 0, r + 1, 0, n)
+        for r in range(len(prompts) if n else 0):
+            self._llama.llama_memory_seq_cp(self.ctx.memory, 0, r + 1, 0, n)
         self.rows = [n] * len(prompts)
         return self.step_rows({r: p[n:] for r, p in enumerate(prompts)})
 
@@ -290,7 +288,7 @@ class LlamaCppBackend:
         Per row, as the transformers backend's loop: the processors (schema constraint, label prior), the
         choice and its log-probability over valid tokens, and jump-forward: text the schema forces is
         appended without asking the model and evaluated with the token before it."""
-        from affect_llm.backends.decode_steps import choose
+        from affect_llm.backends.decode_steps import choose, forced_tokens
 
         lm, eos, tok = self.lm, self.tokenizer.eos_token_id, self.tokenizer
         seqs = [list(p) for p in prompts]
@@ -326,10 +324,7 @@ class LlamaCppBackend:
                         emit(r, t)
                     feed = [t]
                     if jumps[r] is not None:
-                        forced = jumps[r].forced_text(seqs[r])
-                        extra = tok(forced, add_special_tokens=False)["input_ids"] if forced else []
-                        extra = extra[: max(0, max_new_tokens - len(new[r]))]
-                        jumps[r].register(seqs[r], extra)
+                        extra = forced_tokens(jumps[r], tok, seqs[r], max_new_tokens - len(new[r]))
                         for e in extra:
                             new[r].append(e)
                             logps[r].append(0.0)

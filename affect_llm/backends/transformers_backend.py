@@ -196,7 +196,7 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
 
     import torch
 
-    from affect_llm.backends.decode_steps import choose
+    from affect_llm.backends.decode_steps import choose, forced_tokens
 
     ids = enc["input_ids"]
     mask = enc["attention_mask"]
@@ -242,11 +242,7 @@ def decode_loop(model, enc: dict[str, Any], processors: list[Any], *, max_new_to
             break
         step = tok[:, None]
         if jump is not None:
-            so_far = seq[0].tolist() + [int(tok[0])]
-            forced = jump.forced_text(so_far)
-            extra = tokenizer(forced, add_special_tokens=False)["input_ids"] if forced else []
-            extra = extra[: max(0, max_new_tokens - len(new[0]))]
-            jump.register(so_far, extra)
+            extra = forced_tokens(jump, tokenizer, seq[0].tolist() + [int(tok[0])], max_new_tokens - len(new[0]))
             for t in extra:
                 new[0].append(t)
                 logps[0].append(0.0)
