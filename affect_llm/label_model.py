@@ -4,8 +4,9 @@ Why: a 135M LLM fine-tuned on a few hundred samples learns the answer format, no
 over frozen MiniLM embeddings learns from *all* of a corpus in minutes on a CPU (TinyEmo's split of
 classification from generation). The features are speaker-aware: the target turn, the mean of the last
 two turns by other speakers, and the speaker's own previous turn (zeros where absent), each an
-L2-normalised MiniLM embedding. The head is a multinomial logistic regression (scikit-learn) whose
-temperature is fitted on a held-out tenth of the training data, so its probabilities mean something.
+L2-normalised MiniLM embedding, plus the target turn's word / word-pair TF-IDF (lexical_features.py: the
+words a sentence embedding smooths away). The head is a multinomial logistic regression (scikit-learn)
+whose temperature is fitted on a held-out tenth of the training data, so its probabilities mean something.
 
 At run time it is a matrix product (numpy) after one embedding call; scikit-learn is needed only to train.
 A model predicts over the labels it was trained on (the bundled one: GoEmotions' 28 + EmoryNLP's mapped
@@ -26,6 +27,7 @@ import numpy as np
 
 from affect_llm.errors import AffectError
 from affect_llm.extras import require
+from affect_llm.lexical_features import LexicalFeatures
 
 MODEL_FILE = "label_model.npz"
 CARD_FILE = "label_model.json"
@@ -118,10 +120,12 @@ def featurize(cache: EmbeddingCache, queries: Sequence[Query], progress: bool = 
 @dataclass
 class LabelModel:
     labels: list[str]
-    coef: np.ndarray  # (L, D)
+    coef: np.ndarray  # (L, D) over the MiniLM features
     intercept: np.ndarray  # (L,)
     temperature: float = 1.0
     embedder: str = "minilm"
+    lexical: LexicalFeatures | None = None  # the turn's TF-IDF terms, when the model was trained with them
+    lex_coef: np.ndarray | None = None  # (L, V)
     card: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     _cache: EmbeddingCache | None = None
@@ -144,11 +148,15 @@ class LabelModel:
             self._cache.vectors.clear()
         return self._cache
 
-    def logits(self, feats: np.ndarray) -> np.ndarray:
-        return feats @ self.coef.T + self.intercept
+    def logits(self, feats: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """`feats` from `featurize`; `texts` the target turns (for the lexical terms)."""
+        z = feats @ self.coef.T + self.intercept
+        if self.lexical is not None and self.lex_coef is not None:
+            z = z + self.lexical.logits(texts, self.lex_coef)
+        return z
 
-    def predict_features(self, feats: np.ndarray) -> np.ndarray:
-        z = self.logits(feats) / self.temperature
+    def predict_features(self, feats: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        z = self.logits(feats, texts) / self.temperature
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
@@ -157,7 +165,7 @@ class LabelModel:
         """(N, L) label probabilities."""
         if not queries:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.predict_features(featurize(self._embedder_cache(), queries))
+        return self.predict_features(featurize(self._embedder_cache(), queries), [q.text for q in queries])
 
     def project(self, probs: np.ndarray, space: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
         """Probabilities over a closed `space` (None: the model's own labels). Mass of labels with no place
@@ -183,8 +191,13 @@ class LabelModel:
 
         out_dir = Path(out_dir)
         buf = io.BytesIO()
+        lexical = {}
+        if self.lexical is not None and self.lex_coef is not None:
+            # float16 keeps the shipped file small; the logit error (< 1e-2) is far below the label margins
+            lexical = {"lex_terms": np.array(self.lexical.terms), "lex_idf": self.lexical.idf,
+                       "lex_coef": self.lex_coef.astype(np.float16)}
         np.savez_compressed(buf, coef=self.coef.astype(np.float32), intercept=self.intercept.astype(np.float32),
-                            labels=np.array(self.labels))
+                            labels=np.array(self.labels), **lexical)
         atomic_write(out_dir / MODEL_FILE, buf.getvalue())
         write_json(out_dir / CARD_FILE, {**self.card, "labels": self.labels, "temperature": self.temperature,
                                          "embedder": self.embedder})
@@ -199,10 +212,17 @@ class LabelModel:
             card = json.loads((path / CARD_FILE).read_text("utf-8"))
             with np.load(path / MODEL_FILE) as z:
                 coef, intercept, labels = z["coef"], z["intercept"], [str(x) for x in z["labels"]]
+                lexical, lex_coef = None, None
+                if "lex_terms" in z.files:
+                    lexical = LexicalFeatures(terms=[str(t) for t in z["lex_terms"]], idf=z["lex_idf"])
+                    lex_coef = z["lex_coef"].astype(np.float32)
+                    if lex_coef.shape != (len(labels), len(lexical)):
+                        raise ValueError(f"lexical weights {lex_coef.shape} do not fit {len(labels)} labels")
         except (OSError, ValueError, KeyError) as err:
             raise AffectError(f"label model in {path} is damaged: {err}") from None
         return cls(labels=labels, coef=coef, intercept=intercept, temperature=float(card.get("temperature", 1.0)),
-                   embedder=str(card.get("embedder", "minilm")), card=card, path=path)
+                   embedder=str(card.get("embedder", "minilm")), card=card, path=path, lexical=lexical,
+                   lex_coef=lex_coef)
 
 
 def resolve_label_model(choice: str | None, model: str | None) -> LabelModel | None:
@@ -245,12 +265,17 @@ def train_label_model(
     max_iter: int = 300,
     seed: int = 0,
     embedding_cache: str | Path | None = None,
+    lexical: bool = True,
     progress: bool = True,
 ) -> tuple[LabelModel, dict[str, Any]]:
     """Train on canonical JSONL files (any builder's output). Multi-label samples count once per label with
-    weight 1/n. `to_vocabulary` maps closed-set words (joyful, mad, ...) to the bundled emotion words."""
+    weight 1/n. `to_vocabulary` maps closed-set words (joyful, mad, ...) to the bundled emotion words;
+    `lexical` adds the turn's TF-IDF terms to the MiniLM features."""
     require("retrieval", "training a label model", "sklearn")
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
+
+    from affect_llm.lexical_features import fit_vectorizer, from_vectorizer
 
     from affect_llm.data_builders.schema import read_samples
     from affect_llm.hashing import sha256_file
@@ -275,6 +300,9 @@ def train_label_model(
     emb = SentenceEmbedder(embedder)
     cache = EmbeddingCache(emb, Path(embedding_cache) if embedding_cache else None)
     feats = featurize(cache, queries, progress=progress)
+    texts = [q.text for q in queries]
+    vec = fit_vectorizer(texts) if lexical else None
+    design = sparse.hstack([vec.transform(texts), sparse.csr_matrix(feats)]).tocsr() if vec is not None else feats
     index = {lab: i for i, lab in enumerate(label_set)}
     rows, ys, ws = [], [], []
     for qi, labs in targets:
@@ -287,23 +315,36 @@ def train_label_model(
     rng = np.random.default_rng(seed)
     held = rng.random(len(queries)) < 0.1
     fit = ~held[rows_a]
-    clf = LogisticRegression(C=c, max_iter=max_iter)
-    clf.fit(feats[rows_a[fit]], y[fit], sample_weight=w[fit])
-    coef, intercept = np.zeros((len(label_set), feats.shape[1])), np.zeros(len(label_set))
-    if clf.coef_.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1] against [0]
-        coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
-    else:
-        coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
-    model = LabelModel(labels=label_set, coef=coef, intercept=intercept, embedder=emb.model_id)
+    n_lex = design.shape[1] - feats.shape[1]
+
+    def fit_on(mask: np.ndarray) -> LabelModel:
+        clf = LogisticRegression(C=c, max_iter=max_iter)
+        clf.fit(design[rows_a[mask]], y[mask], sample_weight=w[mask])
+        coef, intercept = np.zeros((len(label_set), design.shape[1])), np.zeros(len(label_set))
+        if clf.coef_.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1] against [0]
+            coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
+        else:
+            coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+        return LabelModel(labels=label_set, coef=coef[:, n_lex:], intercept=intercept, embedder=emb.model_id,
+                          lexical=from_vectorizer(vec) if vec is not None else None,
+                          lex_coef=coef[:, :n_lex] if vec is not None else None)
+
+    model = fit_on(fit)
     hv = ~fit
-    logits = model.logits(feats[rows_a[hv]])
-    model.temperature = _fit_temperature(logits, y[hv]) if hv.any() else 1.0
-    acc = float((logits.argmax(1) == y[hv]).mean()) if hv.any() else float("nan")
+    acc, temperature = float("nan"), 1.0
+    if hv.any():
+        logits = model.logits(feats[rows_a[hv]], [texts[i] for i in rows_a[hv]])
+        temperature = _fit_temperature(logits, y[hv])
+        acc = float((logits.argmax(1) == y[hv]).mean())
+        model = fit_on(np.ones_like(fit))  # the shipped weights learn from all of the data; T carries over
+    model.temperature = temperature
     counts = {lab: int((y == i).sum()) for lab, i in index.items()}
     model.card = {
-        "kind": "affect-llm label model", "version": 1,
-        "features": f"MiniLM(target) | mean MiniLM(last {CONTEXT_OTHERS} other-speaker turns) | MiniLM(own previous turn)",
-        "head": f"multinomial logistic regression (scikit-learn), C={c}, temperature-scaled",
+        "kind": "affect-llm label model", "version": 2 if n_lex else 1,
+        "features": f"MiniLM(target) | mean MiniLM(last {CONTEXT_OTHERS} other-speaker turns) | MiniLM(own previous turn)"
+                    + (f" | TF-IDF of the target's words and word pairs ({n_lex} terms)" if n_lex else ""),
+        "head": f"multinomial logistic regression (scikit-learn), C={c}, temperature fitted on a held-out tenth, "
+                "then refit on all samples",
         "train_files": [{"path": str(f), "sha256": sha256_file(f)} for f in train_files],
         "data_licences": {k: v for f in train_files for k, v in data_licences(f).items()},
         "to_vocabulary": to_vocabulary, "samples": len(queries), "rows": len(rows), "label_counts": counts,

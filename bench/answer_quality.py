@@ -119,7 +119,7 @@ def _feats(samples):
 def _label_model_preds(lm, samples, space, name):
     from affect_llm.label_model import Query  # noqa: F401
 
-    probs = lm.predict_features(_feats(samples))
+    probs = lm.predict_features(_feats(samples), [s.text for s in samples])
     labels, proj = lm.project(probs, list(space) if space else None)
     out = []
     for row in proj:

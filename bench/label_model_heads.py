@@ -1,9 +1,11 @@
 """Label-model heads over the same frozen MiniLM features: what the label model could be, on dev splits.
 
 - MELD-trained: logistic regression on the turn alone and on turn + context features (C = 1, 3), an MLP
-  head, and a per-label bias fitted for weighted F1 on a held-out tenth of MELD train (applied to dev);
-- permissive (GoEmotions + EmoryNLP train, the bundled recipe's data): logistic regression (the shipped
-  head) against an MLP head, projected onto MELD's and EmoryNLP's 7 labels and GoEmotions' 28.
+  head, a per-label bias fitted for weighted F1 on a held-out tenth of MELD train (applied to dev), the
+  turn's TF-IDF alone, and TF-IDF + MiniLM (the recipe's features);
+- permissive (GoEmotions + EmoryNLP train, the bundled recipe's data): logistic regression over MiniLM,
+  over MiniLM + TF-IDF (the shipped head), and an MLP head, projected onto MELD's and EmoryNLP's 7 labels
+  and GoEmotions' 28.
 
 Features come from the embedding cache that `python bench/answer_quality.py embed` fills (runs/emb_cache.npz).
 
@@ -32,7 +34,10 @@ D = 384  # MiniLM width: features are [turn | other-speaker context | own previo
 def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
+    from scipy import sparse
     from sklearn.neural_network import MLPClassifier
+
+    from affect_llm.lexical_features import fit_vectorizer
 
     from affect_llm.data_builders.label_spaces import LABEL_SPACES
     from affect_llm.data_builders.schema import read_samples
@@ -67,6 +72,14 @@ def main() -> None:
             row("MELD train", f"logistic regression, {name}, C={c}", meld_dev_wf1=wf1(y_dv, clf.predict(x_dv[:, cols])))
     mlp = MLPClassifier(hidden_layer_sizes=(512,), alpha=1e-2, early_stopping=True, max_iter=200, random_state=0)
     row("MELD train", "MLP (512), turn + context", meld_dev_wf1=wf1(y_dv, mlp.fit(x_tr, y_tr).predict(x_dv)))
+
+    vec = fit_vectorizer([s.text for s in mtr])
+    t_tr, t_dv = vec.transform([s.text for s in mtr]), vec.transform([s.text for s in mdv])
+    row("MELD train", f"logistic regression, TF-IDF alone ({t_tr.shape[1]} terms), C=3",
+        meld_dev_wf1=wf1(y_dv, LogisticRegression(C=3.0, max_iter=1000).fit(t_tr, y_tr).predict(t_dv)))
+    clf = LogisticRegression(C=1.0, max_iter=1000).fit(sparse.hstack([t_tr, x_tr]).tocsr(), y_tr)
+    row("MELD train", "logistic regression, turn + context + TF-IDF, C=1 (the recipe)",
+        meld_dev_wf1=wf1(y_dv, clf.predict(sparse.hstack([t_dv, x_dv]).tocsr())))
 
     # A per-label log-bias for weighted F1 (coordinate ascent), fitted on a held-out tenth of train.
     held = np.random.default_rng(0).random(len(y_tr)) < 0.1
@@ -106,9 +119,11 @@ def main() -> None:
     devs = {"meld": (mdv, x_dv), "emorynlp": load("emorynlp_dev.jsonl"), "goemotions": load("goemotions_dev.jsonl")}
     projector = LabelModel(labels=labels, coef=np.zeros((len(labels), 1)), intercept=np.zeros(len(labels)))
 
-    def permissive_scores(proba) -> dict[str, float]:
+    def permissive_scores(proba, lexical=None) -> dict[str, float]:
         out = {}
         for name, (ss, x) in devs.items():
+            if lexical is not None:
+                x = sparse.hstack([lexical.transform([s.text for s in ss]), x]).tocsr()
             space = list(LABEL_SPACES["goemotions28" if name == "goemotions" else f"{name}7"])
             _, q = projector.project(proba(x), space)
             pred = q.argmax(1)
@@ -127,22 +142,28 @@ def main() -> None:
 
     def full(model):
         def proba(x):
-            p = np.zeros((len(x), len(labels)))
+            p = np.zeros((x.shape[0], len(labels)))
             p[:, model.classes_] = model.predict_proba(x)
             return p
         return proba
 
     t0 = time.perf_counter()
     lr = LogisticRegression(C=1.0, max_iter=300).fit(x_p[r_idx_a], y_p, sample_weight=w_p)
-    row("GoEmotions + EmoryNLP", f"logistic regression C=1 (shipped; {time.perf_counter() - t0:.0f} s)",
+    row("GoEmotions + EmoryNLP", f"logistic regression C=1, MiniLM only ({time.perf_counter() - t0:.0f} s)",
         **permissive_scores(full(lr)))
+    t0 = time.perf_counter()
+    pvec = fit_vectorizer([s.text for s in train])
+    x_pl = sparse.hstack([pvec.transform([s.text for s in train]), x_p]).tocsr()
+    lr = LogisticRegression(C=1.0, max_iter=300).fit(x_pl[r_idx_a], y_p, sample_weight=w_p)
+    row("GoEmotions + EmoryNLP", f"logistic regression C=1, MiniLM + TF-IDF (shipped; {time.perf_counter() - t0:.0f} s)",
+        **permissive_scores(full(lr), pvec))
     t0 = time.perf_counter()
     mlp = MLPClassifier(hidden_layer_sizes=(512,), alpha=1e-2, early_stopping=True, max_iter=100, random_state=0)
     mlp.fit(x_p[r_idx_a], y_p)
     row("GoEmotions + EmoryNLP", f"MLP (512) ({time.perf_counter() - t0:.0f} s)", **permissive_scores(full(mlp)))
 
     cols = ["train", "head", "meld_dev_wf1", "emorynlp_dev_wf1", "goemotions_dev_macro28"]
-    md = "# Label-model heads over frozen MiniLM features (dev splits)\n\n" + md_table(rows, cols)
+    md = "# Label-model heads over frozen MiniLM (+ TF-IDF) features (dev splits)\n\n" + md_table(rows, cols)
     print(md)
     write_results("label_model_heads", {"rows": rows}, md)
 

@@ -110,8 +110,9 @@ def test_explanation_closes_only_after_its_sentence_ends(tok):
     assert proc._unfinished_closers(_walk(proc, tok, '{"labels": ["neutr')) == []
 
 
-def test_no_label_model_numbers_after_a_label(tok):
-    """`…call back.'anger: 83; sadness: 4` copied the prompt's label-model prior out of it."""
+def test_no_label_model_numbers_after_a_label_or_colon(tok):
+    """`…call back.'anger: 83; sadness: 4` and `'who is it?'; shock: 81` copied the prompt's label-model
+    prior out of it."""
     import numpy as np
 
     from affect_llm.backends.json_constraint import JsonSchemaLogitsProcessor
@@ -121,7 +122,7 @@ def test_no_label_model_numbers_after_a_label(tok):
     proc = JsonSchemaLogitsProcessor(tok, answer_schema(["anger", "sadness"], 1, ["E1"]), label_priors=[prior])
     eight = tok.convert_tokens_to_ids(tok.tokenize("8"))[0]
     head = '{"labels": ["anger"], "cues": ["E1"], "explanation": "Joey says: \'the call back.\''
-    for tail, blocked in (("anger: ", True), ("Anger ", True), ("and counts to ", False)):
+    for tail, blocked in (("anger: ", True), ("Anger ", True), ("shock: ", True), ("and counts to ", False)):
         seq = _walk(proc, tok, head + tail)
         scores = proc([seq], np.zeros((1, len(tok)), dtype=np.float32))[0]
         assert (scores[eight] == float("-inf")) == blocked, tail

@@ -66,6 +66,7 @@ def test_label_model_recipe_on_a_tiny_corpus(tmp_path):
     assert res.exit_code == 0, res.output
     lm = LabelModel.load(out)
     assert lm.labels == ["joy", "sadness"] and lm.card["samples"] == 12
+    assert lm.lexical is not None and lm.lex_coef.shape == (2, len(lm.lexical)) and "TF-IDF" in lm.card["features"]
     from affect_llm.label_model import Query
 
     p = lm.predict([Query("I am thrilled, this is fantastic!"), Query("I cried all night, I feel empty.")])
@@ -86,3 +87,37 @@ def test_damaged_label_model_is_a_clear_error(tmp_path):
         LabelModel.load(tmp_path)
     with pytest.raises(AffectError, match="lacks"):
         LabelModel.load(tmp_path / "nope")
+
+
+def test_lexical_features_match_scikit_learn():
+    pytest.importorskip("sklearn")
+    from affect_llm.lexical_features import fit_vectorizer, from_vectorizer
+
+    corpus = ["Oh my God! Oh my God!!", "I can't believe it...", "ugh. fine.", "Yay, we won! We won!",
+              "What?! No way.", "I am so sorry.", "a"]
+    vec = fit_vectorizer(corpus)
+    lex = from_vectorizer(vec)
+    queries = corpus + ["OH MY GOD we won?!", "nothing known here", ""]
+    want = vec.transform(queries).toarray()
+    got = np.zeros_like(want)
+    for n, (idx, val) in enumerate(lex.transform(queries)):
+        got[n, idx] = val
+    assert np.allclose(got, want) and want[-2:].sum() == 0  # unknown words and empty text: no terms
+    coef = np.random.default_rng(0).normal(size=(3, len(lex)))
+    assert np.allclose(lex.logits(queries, coef), want @ coef.T)
+
+
+def test_lexical_weights_survive_save_and_load(tmp_path):
+    from affect_llm.lexical_features import LexicalFeatures
+
+    lex = LexicalFeatures(terms=["oh", "god", "oh god", "!"], idf=np.array([1.2, 1.5, 2.0, 1.1]))
+    lex_coef = np.array([[2.0, 1.0, 3.0, 0.5], [-1.0, 0.0, -2.0, 0.25]])
+    lm = LabelModel(labels=["surprise", "neutral"], coef=np.zeros((2, 4)), intercept=np.array([0.0, 0.5]),
+                    lexical=lex, lex_coef=lex_coef)
+    lm.save(tmp_path)
+    back = LabelModel.load(tmp_path)
+    feats, texts = np.zeros((2, 4)), ["Oh God!", "fine"]
+    assert back.lexical.terms == lex.terms
+    assert np.allclose(back.logits(feats, texts), lm.logits(feats, texts), atol=1e-2)
+    assert back.predict_features(feats, texts)[0].argmax() == 0  # "oh", "god", "oh god", "!" all say surprise
+    assert back.predict_features(feats, texts)[1].argmax() == 1  # no known term: the intercept decides

@@ -388,13 +388,16 @@ class JsonSchemaLogitsProcessor:
             return []
         return [t for t, before in self.quote_tokens if not _ends_sentence(body + before)]
 
-    def _copied_prior(self, seq: list[int], prior: dict[str, float]) -> list[int]:
-        """Number tokens right after a label of the prior inside the explanation ("anger: 83"): the only
-        numbers next to labels in the prompt are the label model's percentages, which the 135M model
-        copied out ("…'anger: 83; sadness: 4; joy: 4"). Numbers elsewhere (a quoted "3, 2, 1") stay."""
+    def _copied_numbers(self, seq: list[int], prior: dict[str, float]) -> list[int]:
+        """Number tokens right after a label of the prior or a colon inside the explanation ("anger: 83",
+        "shock: 81"): the only numbers next to labels in the prompt are the label model's percentages,
+        which the 135M model copied out ("…'anger: 83; sadness: 4; joy: 4"). Numbers elsewhere (a quoted
+        "3, 2, 1") stay."""
         found = self._explanation(seq)
         if found is None:
             return []
+        if found[1].rstrip().endswith(":"):
+            return self.digit_tokens
         tail = found[1].lower().rstrip(": ")
         if not any(tail.endswith(label.lower()) for label in prior):
             return []
@@ -458,7 +461,7 @@ class JsonSchemaLogitsProcessor:
                 if np.isfinite(cut).any():  # never leave the model without a valid token
                     mask[row] = cut
             prior = self.priors[row] if self.priors and row < len(self.priors) else None
-            copied = self._copied_prior(seq, prior) if prior else []
+            copied = self._copied_numbers(seq, prior or {})
             if copied:
                 mask[row, np.asarray(copied, dtype=np.int64)] = -np.inf
             if prior:

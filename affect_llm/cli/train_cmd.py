@@ -85,9 +85,11 @@ def label_model(
     c: float = typer.Option(1.0, "--C", min=1e-4, help="inverse L2 strength of the logistic regression"),
     embedding_cache: Path | None = typer.Option(None, "--embedding-cache", help="npz file that keeps embeddings "
                                                 "between runs"),
+    lexical: bool = typer.Option(True, "--lexical/--no-lexical",
+                                 help="add the turn's word / word-pair TF-IDF to the MiniLM features"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Train the fast label model (frozen MiniLM features + logistic regression) on any labelled corpus."""
+    """Train the fast label model (frozen MiniLM + TF-IDF features, logistic regression) on any labelled corpus."""
     from affect_llm.fileio import check_output_dir
     from affect_llm.label_model import train_label_model
 
@@ -96,7 +98,7 @@ def label_model(
             raise AffectError(f"training file not found: {f}")
     check_output_dir(output_dir, inputs=train_file)
     model, card = train_label_model(train_file, output_dir, embedder=embedder, to_vocabulary=to_vocabulary, c=c,
-                                    embedding_cache=embedding_cache, seed=seed)
+                                    embedding_cache=embedding_cache, seed=seed, lexical=lexical)
     typer.echo(f"label model: {card['samples']} samples, {len(model.labels)} labels, held-out accuracy "
                f"{card['heldout_accuracy']:.3f}, temperature {model.temperature:.2f}, {card['train_seconds']} s "
                f"-> {output_dir}")
