@@ -10,9 +10,10 @@ DECODING: dict[str, float | int] = {
     "repetition_penalty": 1.0,
     # Weight of the label model's log-probability added to the LLM's when it picks a label (backends that
     # decode in-process; 0 = the LLM alone, 1 = a plain product of the two experts). The shipped 135M adapter
-    # over-answers "neutral"; 8 against 2 on the same dev draws (bench/answer_quality.py llm --prior-weight):
-    # MELD wF1 .434 vs .408 (its label model .434), EmoryNLP .486 vs .456, GoEmotions macro-28 .169 vs .143
-    # (Ekman .321 vs .354), OV-MERD EW-L1 .089 vs .087; with a MELD-trained label model .460 vs .499.
-    # A larger model that knows the labels itself wants less: lower it there.
-    "prior_weight": 8.0,
+    # over-answers "neutral". With the TF-IDF label model, 16 against 8 on the same dev draws
+    # (bench/answer_quality.py llm --prior-weight): MELD wF1 .467 vs .460 (its label model .465), with a
+    # MELD-trained label model .542 vs .525 (.536), EmoryNLP .479 vs .456 (.408), GoEmotions macro-28 / Ekman
+    # .277 / .464 vs .271 / .446 (.267 / .426), OV-MERD EW-L1 .098 vs .089. A larger model that knows the
+    # labels itself wants less: lower it there.
+    "prior_weight": 16.0,
 }

@@ -339,17 +339,29 @@ def resolve_citations(raw: Sequence[Any], evidence: Sequence[Evidence]) -> tuple
     return cues, dropped
 
 
+_ID_THEN_QUOTE = re.compile(r"\b(E\d+)\b(?:([:,]?\s*)(['\"‘“`])(.*?)(['\"’”`]))?")
+_QUOTED_ID = re.compile(r"['\"‘“`](E\d+)['\"’”`]")
+
+
 def render_ids(explanation: str, evidence: Sequence[Evidence]) -> str:
-    """Evidence ids the model wrote in its sentence ("in E1") become the item's text: ids stay internal."""
+    """Evidence ids the model wrote in its sentence ("in E1") become the item's text: ids stay internal.
+    An id the model then quotes itself (`E2: 'say it Kyle!'`) is written once, not `"say it Kyle!": '…'`,
+    and a quoted id (`'E2'`) loses the model's quotes."""
     by_id = {e.id: e for e in evidence}
+    explanation = _QUOTED_ID.sub(lambda m: m.group(1) if m.group(1) in by_id else m.group(0), explanation)
 
     def sub(m: re.Match) -> str:
-        e = by_id.get(m.group(0))
+        e = by_id.get(m.group(1))
         if e is None:
             return m.group(0)
-        return e.text if e.modality != "text" else f'"{e.text}"'
+        text = e.text if e.modality != "text" else f'"{e.text}"'
+        if m.group(3) is None:
+            return text
+        if m.group(4).strip().casefold() == e.text.strip().casefold():
+            return text
+        return text + m.group(0)[len(m.group(1)):]
 
-    return re.sub(r"\bE\d+\b", sub, explanation)
+    return _ID_THEN_QUOTE.sub(sub, explanation)
 
 
 def pick_evidence(evidence: Sequence[Evidence], labels: Sequence[str]) -> list[Evidence]:

@@ -275,10 +275,9 @@ def train_label_model(
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
-    from affect_llm.lexical_features import fit_vectorizer, from_vectorizer
-
     from affect_llm.data_builders.schema import read_samples
     from affect_llm.hashing import sha256_file
+    from affect_llm.lexical_features import fit_vectorizer, from_vectorizer
     from affect_llm.retrieval import SentenceEmbedder
     from affect_llm.train.data import data_licences
     from affect_llm.vocabulary import VOCAB_ALIASES

@@ -32,16 +32,15 @@ D = 384  # MiniLM width: features are [turn | other-speaker context | own previo
 
 
 def main() -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-    from scipy import sparse
-    from sklearn.neural_network import MLPClassifier
-
-    from affect_llm.lexical_features import fit_vectorizer
-
     from affect_llm.data_builders.label_spaces import LABEL_SPACES
     from affect_llm.data_builders.schema import read_samples
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.neural_network import MLPClassifier
+
     from affect_llm.label_model import EmbeddingCache, LabelModel, Query, featurize
+    from affect_llm.lexical_features import fit_vectorizer
     from affect_llm.retrieval import SentenceEmbedder
     from affect_llm.vocabulary import VOCAB_ALIASES
 

@@ -143,3 +143,17 @@ def test_ids_in_the_explanation_are_rendered_as_evidence_text():
     gen = Generation(text=json.dumps({"labels": ["anger"], "cues": ["E1"], "explanation": "Her E1 shows anger, not E77."}))
     rep = task().report(prep, gen, model="m", timings={})
     assert rep.explanation == f'Her "{first.text}" shows anger, not E77.'
+
+
+def test_ids_render_as_their_text_once():
+    from affect_llm.evidence import Evidence
+    from affect_llm.explain_task import render_ids
+
+    ev = [Evidence(id="E1", modality="text", kind="phrase", text="say it Kyle!"),
+          Evidence(id="E2", modality="text", kind="emotion word", text="scary")]
+    assert render_ids("E1: 'say it Kyle!' signals anger.", ev) == '"say it Kyle!" signals anger.'
+    assert render_ids("The speaker says E2, 'Scary'.", ev) == 'The speaker says "scary".'
+    assert render_ids("E2 and E1 show fear.", ev) == '"scary" and "say it Kyle!" show fear.'
+    assert render_ids("The words 'E2' sound afraid.", ev) == 'The words "scary" sound afraid.'
+    # a different quote after the id stays; an unknown id stays as written
+    assert render_ids("E2: 'boo' and E9.", ev) == '"scary": \'boo\' and E9.'
