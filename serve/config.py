@@ -49,8 +49,8 @@ class ServeSettings:
     demo_index: str | None = None
     #: Speech recogniser for audio inputs ("none": prosody cues only).
     asr_backend: str = "faster-whisper"
-    #: Weights dtype for both engines.
-    dtype: str = "bfloat16"
+    #: Weights dtype for both engines (None: bfloat16 on a GPU, float32 on a CPU without native bf16).
+    dtype: str | None = None
     #: vLLM: context length, KV-cache size on CPU hosts (GiB), log file of the child, extra arguments.
     max_model_len: int = 2048
     kv_cache_gib: float = 1.0

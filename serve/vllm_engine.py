@@ -38,7 +38,7 @@ from affect_llm.serve.openai_api import ChatRequest
 
 from affect_llm.backends.base import Message
 from affect_llm.backends.openai_backend import OpenAIBackend
-from affect_llm.backends.vllm_backend import lora_rank, vllm_env
+from affect_llm.backends.vllm_backend import engine_dtype, lora_rank, vllm_env
 from affect_llm.errors import AffectError
 from affect_llm.extras import install_hint
 from affect_llm.limits import InputTooLongError
@@ -60,7 +60,7 @@ def child_command(settings: Any, model_path: str, served_name: str, port: int) -
         sys.executable, "-m", "affect_llm.serve._vllm_child",
         "--model", model_path, "--served-model-name", served_name,
         "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", settings.dtype, "--max-model-len", str(settings.max_model_len), "--seed", "0",
+        "--dtype", settings.dtype or engine_dtype(), "--max-model-len", str(settings.max_model_len), "--seed", "0",
         "--uvicorn-log-level", "warning",
         # Same decoding defaults as the transformers engine; a compact JSON (no free whitespace) keeps a
         # small model from spending its budget on blank lines inside the answer.

@@ -80,7 +80,7 @@ def engine():
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vLLM not installed (pip install 'affect-llm[vllm]')")
     path = default_llm_dir()
-    llm = start_engine(str(path), max_model_len=512)
+    llm = start_engine(str(path), max_model_len=512, dtype="bfloat16")  # the bf16 rows of the tests below
     yield llm, path
     stop_engine(llm)
 

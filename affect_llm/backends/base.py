@@ -62,3 +62,14 @@ def check_adapter_dir(adapter: str) -> None:
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise AffectError(f"adapter folder {adapter!r} has no adapter_config.json")
+
+
+def cpu_dtype() -> str:
+    """Weights dtype for a CPU: float32 unless the CPU computes bf16 natively (AVX512-BF16 / AMX). Emulated
+    bf16 matmuls are slower than float32 ones (vLLM on this AVX2 host: oneDNN refuses bf16 and falls back to
+    torch's linear, 3x slower per answer), and a 135M model's weights fit either way."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"

