@@ -69,7 +69,8 @@ def cpu_dtype() -> str:
     bf16 matmuls are slower than float32 ones (vLLM on this AVX2 host: oneDNN refuses bf16 and falls back to
     torch's linear, 3x slower per answer), and a 135M model's weights fit either way."""
     try:
-        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
     except OSError:
         return "float32"
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
