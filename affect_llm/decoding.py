@@ -13,7 +13,7 @@ DECODING: dict[str, float | int] = {
     # over-answers "neutral". With the TF-IDF label model, 16 against 8 on the same dev draws
     # (bench/answer_quality.py llm --prior-weight): MELD wF1 .467 vs .460 (its label model .465), with a
     # MELD-trained label model .542 vs .525 (.536), EmoryNLP .479 vs .456 (.408), GoEmotions macro-28 / Ekman
-    # .277 / .464 vs .271 / .446 (.267 / .426), OV-MERD EW-L1 .098 vs .089. A larger model that knows the
+    # .277 / .464 vs .271 / .446 (.267 / .426), OV-MERD EW-L1 .098 vs .065. A larger model that knows the
     # labels itself wants less: lower it there.
     "prior_weight": 16.0,
 }

@@ -355,11 +355,9 @@ def render_ids(explanation: str, evidence: Sequence[Evidence]) -> str:
         if e is None:
             return m.group(0)
         text = e.text if e.modality != "text" else f'"{e.text}"'
-        if m.group(3) is None:
+        if m.group(3) is None or m.group(4).strip().casefold() == e.text.strip().casefold():
             return text
-        if m.group(4).strip().casefold() == e.text.strip().casefold():
-            return text
-        return text + m.group(0)[len(m.group(1)):]
+        return text + m.group(0)[len(m.group(1)):]  # a different quote follows: keep it
 
     return _ID_THEN_QUOTE.sub(sub, explanation)
 

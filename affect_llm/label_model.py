@@ -315,6 +315,7 @@ def train_label_model(
     held = rng.random(len(queries)) < 0.1
     fit = ~held[rows_a]
     n_lex = design.shape[1] - feats.shape[1]
+    lexical_features = from_vectorizer(vec) if vec is not None else None
 
     def fit_on(mask: np.ndarray) -> LabelModel:
         clf = LogisticRegression(C=c, max_iter=max_iter)
@@ -325,8 +326,7 @@ def train_label_model(
         else:
             coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
         return LabelModel(labels=label_set, coef=coef[:, n_lex:], intercept=intercept, embedder=emb.model_id,
-                          lexical=from_vectorizer(vec) if vec is not None else None,
-                          lex_coef=coef[:, :n_lex] if vec is not None else None)
+                          lexical=lexical_features, lex_coef=coef[:, :n_lex] if vec is not None else None)
 
     model = fit_on(fit)
     hv = ~fit

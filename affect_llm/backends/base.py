@@ -67,7 +67,7 @@ def check_adapter_dir(adapter: str) -> None:
 def cpu_dtype() -> str:
     """Weights dtype for a CPU: float32 unless the CPU computes bf16 natively (AVX512-BF16 / AMX). Emulated
     bf16 matmuls are slower than float32 ones (vLLM on this AVX2 host: oneDNN refuses bf16 and falls back to
-    torch's linear, 3x slower per answer), and a 135M model's weights fit either way."""
+    torch's linear: 4x slower on a batch of answers), and a 135M model's weights fit either way."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             flags = fh.read()

@@ -396,12 +396,11 @@ class JsonSchemaLogitsProcessor:
         found = self._explanation(seq)
         if found is None:
             return []
-        if found[1].rstrip().endswith(":"):
+        body = found[1]
+        tail = body.lower().rstrip(": ")
+        if body.rstrip().endswith(":") or any(tail.endswith(label.lower()) for label in prior):
             return self.digit_tokens
-        tail = found[1].lower().rstrip(": ")
-        if not any(tail.endswith(label.lower()) for label in prior):
-            return []
-        return self.digit_tokens
+        return []
 
     def _repeats(self, row: int, seq: list[int]) -> list[int]:
         """Tokens that would write a 3-token sequence the explanation already holds.
