@@ -96,6 +96,8 @@ def target_explanation(request: Any, labels: Sequence[str], cited: Sequence[Any]
 
 
 # -------------------------------------------------------------------------------------- checks
+_LABEL_COLON = re.compile(r"(?i)(?:^|[\s'\"])(?:neutral|anger|joy|sadness|fear|surprise|disgust|annoyance|"
+                          r"admiration|amusement|love|excitement|nervousness|confusion)\s*:\s*\S")
 def explanation_problems(explanation: str, text: str, context: Sequence[Any] = ()) -> list[str]:
     """Why an explanation is broken (empty list: it is not): a copied turn, a list, a JSON fragment,
     fewer than 4 words, or a sentence cut off (ending in ':', ',', ';' or a word that needs a continuation)."""
@@ -108,8 +110,8 @@ def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (
     if re.search(r'[{}]|"\s*:|\\"|\]\s*,', e):
         problems.append("JSON fragment")
     if e.startswith("[") or re.search(r"\w+, \w+, \w+, \w+", e) and len(e.split()) <= 10 \
-            or re.search(r"[a-z]+:? \d+ ?[%;,]", e):  # the prompt's label-model prior copied out ("anger: 83%")
-        problems.append("a list")
+            or re.search(r"[a-z]+:? \d+ ?[%;,]", e) or _LABEL_COLON.search(e):
+        problems.append("a list")  # or the prompt's label-model prior copied out ("anger: 83%", "'anger: irest")
     norm = " ".join(re.findall(r"\w+", e.lower()))
     for turn in [text] + [getattr(t, "text", "") or (t.get("text", "") if isinstance(t, dict) else "") for t in context]:
         t = " ".join(re.findall(r"\w+", str(turn).lower()))
@@ -120,3 +122,73 @@ def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (
             e.split(":")[0].strip() == (getattr(t, "speaker", "") or "") for t in context):
         problems.append("a copied turn")
     return problems
+
+
+# ------------------------------------------------------------------------------ quotes and speakers
+_QUOTE = re.compile(r'"([^"]+)"|“([^”]+)”|‘([^’]+)’|`([^`]+)`|(?<!\w)\'(.+?)\'(?!\w)')
+# "Joey says, 'Damn'": the name right before a quote is who the sentence says spoke it.
+_SPEAKS = re.compile(r"\b([A-Z][\w.]*(?: [A-Z][\w.]*)?)(?:'s words|’s words|'s| says| said| asks| tells \w+| answers|"
+                     r" replies| adds| shouts| yells)[:,]?\s*$")
+_SPEAKER_PREFIX = re.compile(r"^\s*[A-Z][\w.]*(?: [A-Z][\w.]*)?:\s*")
+
+
+def _words(s: str) -> list[str]:
+    # Apostrophes dropped, so "Youre" matches "You're" and curly "don’t" matches "don't".
+    return re.findall(r"\w+", s.lower().replace("'", "").replace("’", "").replace("‘", ""))
+
+
+def _contains(hay: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
+
+
+def quote_problems(explanation: str, text: str, speaker: str | None, context: Sequence[Any] = (),
+                   other_sources: Sequence[str] = ()) -> list[str]:
+    """Quotes in the sentence that are not in the input, or that it gives to the wrong speaker.
+
+    Sources: the target turn (by `speaker`), the context turns (by theirs) and `other_sources` (textualized
+    cues, no speaker). A quote may start with the speaker's name as the dialogue shows it ("Rachel: Okay")."""
+    sources: list[tuple[str | None, list[str]]] = [(speaker, _words(text))]
+    for t in context:
+        spk = getattr(t, "speaker", None) if not isinstance(t, dict) else t.get("speaker")
+        body = getattr(t, "text", None) if not isinstance(t, dict) else t.get("text")
+        sources.append((spk or None, _words(str(body or ""))))
+    sources += [(None, _words(s)) for s in other_sources]
+    speakers = {s for s, _ in sources if s}
+    problems: list[str] = []
+    for m in _QUOTE.finditer(explanation):
+        quote = next(g for g in m.groups() if g is not None)
+        words = _words(_SPEAKER_PREFIX.sub("", quote)) or _words(quote)
+        if not words:
+            continue
+        owners = {s for s, ws in sources if _contains(ws, words)}
+        if not owners:
+            problems.append("a quote not in the input")
+            continue
+        named = _SPEAKS.search(explanation[: m.start()])
+        if named and named.group(1) in speakers and named.group(1) not in owners and None not in owners:
+            problems.append("a quote given to the wrong speaker")
+    return list(dict.fromkeys(problems))
+
+
+# ------------------------------------------------------------------------------------ citing nothing
+_SCAFFOLD = set("""the a an and or but so to of in on at is are was were be been it its this that with for as they
+them their he she his her him you your me my we our us not no nothing any all some very just words word says
+say said saying sounds sound sounding tone feeling feelings strong emotion emotions shows show showing makes
+make made which when what who there here then than also only matter fact plainly remark statement
+comes come through points point signals signal speaker writer answers reacting after before stays""".split())
+
+
+def cites_input(explanation: str, sources: Sequence[str], names: Sequence[str] = ()) -> bool:
+    """Does the sentence point at anything in the input: a quote, or a content word of a turn or a cue?
+
+    "The words matter, so Ross sounds neutral." cites nothing: its only content words are the scaffold of
+    an explanation, a speaker's name and an emotion."""
+    from affect_llm.explain_task import named_emotions
+
+    if any(next(g for g in m.groups() if g is not None).strip() for m in _QUOTE.finditer(explanation)):
+        return True
+    vocab = {w for s in sources for w in _words(s)}
+    skip = _SCAFFOLD | {w for n in names for w in _words(n)}
+    return any(w in vocab for w in _words(explanation)
+               if len(w) > 2 and w not in skip and not named_emotions(w))

@@ -30,6 +30,7 @@ from affect_llm.extras import require
 from affect_llm.lexical_features import LexicalFeatures
 
 MODEL_FILE = "label_model.npz"
+ENCODER_DIR = "encoder"  # a fine-tuned encoder, inside the model folder (train/encoder.py)
 CARD_FILE = "label_model.json"
 CONTEXT_OTHERS = 2  # how many earlier turns of other speakers are averaged into the context feature
 
@@ -220,8 +221,16 @@ class LabelModel:
                         raise ValueError(f"lexical weights {lex_coef.shape} do not fit {len(labels)} labels")
         except (OSError, ValueError, KeyError) as err:
             raise AffectError(f"label model in {path} is damaged: {err}") from None
+        embedder = str(card.get("embedder", "minilm"))
+        if embedder == ENCODER_DIR:  # the model's own fine-tuned encoder (whole, or LoRA adapters)
+            from affect_llm.train.encoder import BASE_FILE, encoder_folder
+
+            enc = path / ENCODER_DIR
+            if not ((enc / "modules.json").is_file() or (enc / BASE_FILE).is_file()):
+                raise AffectError(f"label model in {path} is damaged: its fine-tuned encoder folder {enc} is missing")
+            embedder = str(encoder_folder(enc))
         return cls(labels=labels, coef=coef, intercept=intercept, temperature=float(card.get("temperature", 1.0)),
-                   embedder=str(card.get("embedder", "minilm")), card=card, path=path, lexical=lexical,
+                   embedder=embedder, card=card, path=path, lexical=lexical,
                    lex_coef=lex_coef)
 
 
@@ -266,12 +275,19 @@ def train_label_model(
     seed: int = 0,
     embedding_cache: str | Path | None = None,
     lexical: bool = True,
+    encoder_epochs: float = 0.0,
+    encoder_lora: int = 0,
     progress: bool = True,
 ) -> tuple[LabelModel, dict[str, Any]]:
     """Train on canonical JSONL files (any builder's output). Multi-label samples count once per label with
     weight 1/n. `to_vocabulary` maps closed-set words (joyful, mad, ...) to the bundled emotion words;
-    `lexical` adds the turn's TF-IDF terms to the MiniLM features."""
+    `lexical` adds the turn's TF-IDF terms to the MiniLM features; `encoder_epochs` > 0 first fine-tunes the
+    encoder on the training turns (train/encoder.py) and saves it inside the model folder (`encoder_lora` > 0:
+    only LoRA adapters of that rank)."""
     require("retrieval", "training a label model", "sklearn")
+    import contextlib
+    import shutil
+
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
@@ -296,12 +312,7 @@ def train_label_model(
     label_set = sorted({x for _, labs in targets for x in labs})
     if len(label_set) < 2:
         raise AffectError(f"a label model needs at least 2 labels in its training data; found {label_set or 'none'}")
-    emb = SentenceEmbedder(embedder)
-    cache = EmbeddingCache(emb, Path(embedding_cache) if embedding_cache else None)
-    feats = featurize(cache, queries, progress=progress)
     texts = [q.text for q in queries]
-    vec = fit_vectorizer(texts) if lexical else None
-    design = sparse.hstack([vec.transform(texts), sparse.csr_matrix(feats)]).tocsr() if vec is not None else feats
     index = {lab: i for i, lab in enumerate(label_set)}
     rows, ys, ws = [], [], []
     for qi, labs in targets:
@@ -314,41 +325,86 @@ def train_label_model(
     rng = np.random.default_rng(seed)
     held = rng.random(len(queries)) < 0.1
     fit = ~held[rows_a]
-    n_lex = design.shape[1] - feats.shape[1]
-    lexical_features = from_vectorizer(vec) if vec is not None else None
+    out_dir = Path(output_dir)
+    with contextlib.ExitStack() as cleanup:
+        encoder_info: dict[str, Any] | None = None
+        staged_encoder: Path | None = None
+        if encoder_epochs > 0:
+            import tempfile
 
-    def fit_on(mask: np.ndarray) -> LabelModel:
-        clf = LogisticRegression(C=c, max_iter=max_iter)
-        clf.fit(design[rows_a[mask]], y[mask], sample_weight=w[mask])
-        coef, intercept = np.zeros((len(label_set), design.shape[1])), np.zeros(len(label_set))
-        if clf.coef_.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1] against [0]
-            coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
+            from affect_llm.retrieval import resolve_embedder
+            from affect_llm.train.encoder import finetune_encoder
+
+            # The held-out tenth stays out of the encoder's training too: the temperature is fitted on turns
+            # the whole model never saw. The encoder is staged beside the output and moved in with the head.
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+            cleanup.callback(shutil.rmtree, staging, ignore_errors=True)  # gone once moved in; removed on failure
+            staged_encoder = staging / ENCODER_DIR
+            encoder_info = finetune_encoder(
+                resolve_embedder(embedder)[1], [texts[i] for i in rows_a[fit]], y[fit], w[fit], len(label_set),
+                staged_encoder, epochs=encoder_epochs, seed=seed, lora_rank=encoder_lora,
+                base_name=resolve_embedder(embedder)[0],
+                learning_rate=5e-4 if encoder_lora else 5e-5, progress=progress)
+            from affect_llm.train.encoder import encoder_folder
+
+            # the cache holds the base encoder's vectors: not for these
+            embedder, embedding_cache = str(encoder_folder(staged_encoder)), None
+        emb = SentenceEmbedder(embedder)
+        cache = EmbeddingCache(emb, Path(embedding_cache) if embedding_cache else None)
+        feats = featurize(cache, queries, progress=progress)
+        vec = fit_vectorizer(texts) if lexical else None
+        design = sparse.hstack([vec.transform(texts), sparse.csr_matrix(feats)]).tocsr() if vec is not None else feats
+        n_lex = design.shape[1] - feats.shape[1]
+        lexical_features = from_vectorizer(vec) if vec is not None else None
+
+        def fit_on(mask: np.ndarray) -> LabelModel:
+            clf = LogisticRegression(C=c, max_iter=max_iter)
+            clf.fit(design[rows_a[mask]], y[mask], sample_weight=w[mask])
+            coef, intercept = np.zeros((len(label_set), design.shape[1])), np.zeros(len(label_set))
+            if clf.coef_.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1] against [0]
+                coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
+            else:
+                coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+            return LabelModel(labels=label_set, coef=coef[:, n_lex:], intercept=intercept,
+                              embedder=ENCODER_DIR if staged_encoder else emb.model_id,
+                              lexical=lexical_features, lex_coef=coef[:, :n_lex] if vec is not None else None)
+
+        model = fit_on(fit)
+        hv = ~fit
+        acc, temperature = float("nan"), 1.0
+        if hv.any():
+            logits = model.logits(feats[rows_a[hv]], [texts[i] for i in rows_a[hv]])
+            temperature = _fit_temperature(logits, y[hv])
+            acc = float((logits.argmax(1) == y[hv]).mean())
+            model = fit_on(np.ones_like(fit))  # the shipped weights learn from all of the data; T carries over
+        model.temperature = temperature
+        counts = {lab: int((y == i).sum()) for lab, i in index.items()}
+        model.card = {
+            "kind": "affect-llm label model", "version": 2 if n_lex else 1,
+            "features": f"MiniLM(target) | mean MiniLM(last {CONTEXT_OTHERS} other-speaker turns) | MiniLM(own previous turn)"
+                        + (f" | TF-IDF of the target's words and word pairs ({n_lex} terms)" if n_lex else ""),
+            "head": f"multinomial logistic regression (scikit-learn), C={c}, temperature fitted on a held-out tenth, "
+                    "then refit on all samples",
+            "train_files": [{"path": str(f), "sha256": sha256_file(f)} for f in train_files],
+            "data_licences": {k: v for f in train_files for k, v in data_licences(f).items()},
+            "to_vocabulary": to_vocabulary, "samples": len(queries), "rows": len(rows), "label_counts": counts,
+            "embedder_fingerprint": emb.fingerprint, "heldout_accuracy": round(acc, 4),
+            "train_seconds": round(time.perf_counter() - start, 1), "seed": seed,
+        }
+        if encoder_info is not None:
+            model.card["encoder"] = {**encoder_info, "folder": ENCODER_DIR, "heldout_excluded": True}
+            model.card["features"] = model.card["features"].replace("MiniLM", "fine-tuned MiniLM")
+        if staged_encoder is not None:
+            from affect_llm.fileio import replace_dir
+
+            model.save(staged_encoder.parent)
+            replace_dir(staged_encoder.parent, out_dir)
+            model.path = out_dir
+            from affect_llm.train.encoder import encoder_folder
+
+            model.embedder = str(encoder_folder(out_dir / ENCODER_DIR))
+            model._cache = None
         else:
-            coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
-        return LabelModel(labels=label_set, coef=coef[:, n_lex:], intercept=intercept, embedder=emb.model_id,
-                          lexical=lexical_features, lex_coef=coef[:, :n_lex] if vec is not None else None)
-
-    model = fit_on(fit)
-    hv = ~fit
-    acc, temperature = float("nan"), 1.0
-    if hv.any():
-        logits = model.logits(feats[rows_a[hv]], [texts[i] for i in rows_a[hv]])
-        temperature = _fit_temperature(logits, y[hv])
-        acc = float((logits.argmax(1) == y[hv]).mean())
-        model = fit_on(np.ones_like(fit))  # the shipped weights learn from all of the data; T carries over
-    model.temperature = temperature
-    counts = {lab: int((y == i).sum()) for lab, i in index.items()}
-    model.card = {
-        "kind": "affect-llm label model", "version": 2 if n_lex else 1,
-        "features": f"MiniLM(target) | mean MiniLM(last {CONTEXT_OTHERS} other-speaker turns) | MiniLM(own previous turn)"
-                    + (f" | TF-IDF of the target's words and word pairs ({n_lex} terms)" if n_lex else ""),
-        "head": f"multinomial logistic regression (scikit-learn), C={c}, temperature fitted on a held-out tenth, "
-                "then refit on all samples",
-        "train_files": [{"path": str(f), "sha256": sha256_file(f)} for f in train_files],
-        "data_licences": {k: v for f in train_files for k, v in data_licences(f).items()},
-        "to_vocabulary": to_vocabulary, "samples": len(queries), "rows": len(rows), "label_counts": counts,
-        "embedder_fingerprint": emb.fingerprint, "heldout_accuracy": round(acc, 4),
-        "train_seconds": round(time.perf_counter() - start, 1), "seed": seed,
-    }
-    model.save(Path(output_dir))
+            model.save(out_dir)
     return model, model.card

@@ -24,6 +24,10 @@ from affect_llm.errors import AffectError
 EXPORT_VERSION = 1
 
 
+class UnsupportedModel(AffectError):
+    """A sentence-transformers model this exporter does not handle (not Transformer + mean Pooling)."""
+
+
 def export_dir(folder: Path) -> Path:
     """Cache folder of `folder`'s export, keyed by its weights and configuration files."""
     import hashlib
@@ -53,7 +57,7 @@ def export(folder: Path, out: Path) -> None:
     pooling = st[1] if len(st) > 1 else None
     mean = getattr(pooling, "pooling_mode", None) == "mean" or getattr(pooling, "pooling_mode_mean_tokens", False)
     if modules[:2] != ["Transformer", "Pooling"] or not mean:
-        raise AffectError(f"ONNX export supports Transformer + mean Pooling models, not {modules}")
+        raise UnsupportedModel(f"ONNX export supports Transformer + mean Pooling models, not {modules}")
     bert = st[0].auto_model.eval()
     bert.config._attn_implementation = "eager"  # the TorchScript exporter traces eager attention only
 

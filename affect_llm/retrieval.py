@@ -70,13 +70,18 @@ class SentenceEmbedder:
         require("retrieval", "sentence embeddings", "sentence_transformers")
         self.model_id, load_from = resolve_embedder(model)
         self.onnx = None
-        if self.model_id == DEFAULT_EMBEDDER and device == "cpu" and is_available("onnxruntime"):
-            # The bundled encoder runs on ONNX Runtime: same vectors, ~10 s less start-up (onnx_embedder.py).
-            from affect_llm.onnx_embedder import OnnxSentenceEncoder
+        local = self.model_id == DEFAULT_EMBEDDER or (Path(load_from) / "tokenizer.json").is_file()
+        if local and device == "cpu" and is_available("onnxruntime"):
+            # The bundled encoder (or a fine-tuned copy in a label-model folder) runs on ONNX Runtime: same
+            # vectors, ~10 s less start-up (onnx_embedder.py). Other architectures stay on sentence-transformers.
+            from affect_llm.onnx_embedder import OnnxSentenceEncoder, UnsupportedModel
 
-            self.onnx = OnnxSentenceEncoder(load_from)
-            self.model, self.dim, self.fingerprint = None, self.onnx.dim, self.onnx.fingerprint
-            return
+            try:
+                self.onnx = OnnxSentenceEncoder(load_from)
+                self.model, self.dim, self.fingerprint = None, self.onnx.dim, self.onnx.fingerprint
+                return
+            except UnsupportedModel:
+                self.onnx = None
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 

@@ -83,6 +83,10 @@ class EmotionReport(BaseModel):
     label_prior: dict[str, float] | None = Field(default=None, description="the label model's top labels")
     inconsistent: bool = Field(default=False, description="the explanation names only emotions outside the "
                                "labels' emotion families")
+    explanation_rewritten: list[str] = Field(
+        default_factory=list, description="why the model's own sentence was replaced by one written from the "
+        "cited evidence (broken, a quote not in the input, a quote given to the wrong speaker, cites no evidence); "
+        "empty: the explanation is the model's own (its raw answer is in `raw`)")
     dropped_citations: int = Field(default=0, description="cited ids that named nothing in the evidence list "
                                    "(only from endpoints that cannot constrain)")
     model: str

@@ -7,7 +7,10 @@ Four dev sets, each with its field's headline metric:
 
 For the LLM pipeline it also reports the grounding rate of cited cues (the cue's evidence occurs in the
 turn, its context or the textualized signals), the share of explanations consistent with their labels,
-the share of broken explanations (a copied turn, a list, a JSON fragment, < 4 words), ECE and Brier.
+the share of broken explanations (a copied turn, a list, a JSON fragment, < 4 words, unfinished), ECE and
+Brier. `own_broken` / `own_untrusted` check the model's *own* sentence (from its raw answer): broken, or also
+quoting what is not in the input, giving a quote to the wrong speaker or citing nothing; the pipeline shows a
+sentence written from the cited evidence instead (`explanation_rewritten`), so `broken` is what a user sees.
 
     python bench/answer_quality.py embed                      # cache MiniLM embeddings of the dev/train sets
     python bench/answer_quality.py labels [--meld-label-model runs/lm_meld]
@@ -259,6 +262,28 @@ def _grounded(cue: dict, sample) -> bool:
     return all(p and p in hay for p in parts)
 
 
+BROKEN = {"fewer than 4 words", "unfinished sentence", "JSON fragment", "a list", "a copied turn"}
+_TASK = None
+
+
+def _own_sentence_problems(rec: dict, sample) -> list[str] | None:
+    """What the checks find in the model's own sentence (from its raw answer), whether or not the run's code
+    rewrote it: the same figure for runs before and after the rewrite existed. None: unparsable."""
+    global _TASK
+    from affect_llm.explain_task import ExplainTask, explanation_check, render_ids, request_from
+    from affect_llm.parsing import ParseError, parse_answer
+    from affect_llm.vocabulary import EMOTION_WORDS
+
+    if _TASK is None:
+        _TASK = ExplainTask(label_vocabulary=list(EMOTION_WORDS))  # evidence only: no label model needed
+    try:
+        payload = parse_answer(rec.get("raw") or "")
+    except ParseError:
+        return None
+    prep = _TASK.prepare(request_from(text=sample.text, speaker=sample.speaker, context=sample.context))
+    return explanation_check(render_ids(payload.explanation, prep.evidence), prep)
+
+
 def cmd_report(args) -> None:
     from affect_llm.data_builders.schema import read_samples
     from affect_llm.eval.calibration import brier, ece
@@ -277,6 +302,8 @@ def cmd_report(args) -> None:
         grounded = [_grounded(c, by_id[r["id"]]) for r in recs for c in r.get("cues", [])]
         broken = [bool(explanation_problems(r["explanation"], by_id[r["id"]].text, by_id[r["id"]].context)) for r in recs]
         consistent = [not is_inconsistent(r["explanation"], r["labels"]) for r in recs if r["labels"]]
+        own = [_own_sentence_problems(r, by_id[r["id"]]) for r in recs if r["labels"]]
+        own = [p for p in own if p is not None]
         if name in ("meld", "emorynlp", "goemotions"):
             cal = [(r["confidence"], float(bool(p) and p[0] in g)) for r, p, g in zip(recs, pred, gold)
                    if r.get("confidence") is not None]
@@ -286,6 +313,8 @@ def cmd_report(args) -> None:
                "grounded": sum(grounded) / len(grounded) if grounded else None, "cues": len(cues),
                "consistent": sum(consistent) / len(consistent) if consistent else None,
                "broken": sum(broken) / len(broken) if broken else None,
+               "own_untrusted": sum(bool(p) for p in own) / len(own) if own else None,
+               "own_broken": sum(bool(set(p) & BROKEN) for p in own) / len(own) if own else None,
                "ece": ece(cal), "brier": brier(cal),
                "s_per_answer": sum(r.get("seconds", 0) for r in recs) / max(1, len(recs)),
                "top_labels": ", ".join(f"{k} {v}" for k, v in Counter(p[0] for p in pred if p).most_common(3))}
@@ -296,7 +325,7 @@ def cmd_report(args) -> None:
             rows.append({"set": name, "method": f"label model alone, same draw as {run}", "n": len(recs),
                          **score(name, gold, lm)})
     cols = ["set", "method", "n", "weighted_f1", "macro_f1_28", "ekman_macro_f1", "ew_l1", "ew_l2", "grounded",
-            "consistent", "broken", "ece", "brier", "s_per_answer", "top_labels"]
+            "consistent", "broken", "own_broken", "own_untrusted", "ece", "brier", "s_per_answer", "top_labels"]
     order = {k: i for i, k in enumerate(SETS)}
     rows.sort(key=lambda r: (order[r["set"]], r["method"]))
     md = "# Answer quality on dev splits\n\n" + md_table(rows, cols)

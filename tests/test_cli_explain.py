@@ -80,7 +80,7 @@ def test_explain_and_chat_on_tiny_model(tiny_llama_dir):
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     assert set(obj) == {"labels", "explanation", "cues", "confidence", "llm_confidence", "label_prior", "inconsistent",
-                        "dropped_citations", "model", "template", "timings", "raw"}
+                        "explanation_rewritten", "dropped_citations", "model", "template", "timings", "raw"}
     assert obj["label_prior"] is None  # the bundled label model belongs to the embedded model only
     assert obj["template"].startswith("explain@") and obj["labels"]
     chat = run("chat", "--model", str(tiny_llama_dir), "--max-new-tokens", "400", stdin="/json\nI lost my keys!\n/reset\n/bogus\n/quit\n")

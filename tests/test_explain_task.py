@@ -12,9 +12,9 @@ from affect_llm.evidence import build_evidence
 from affect_llm.explain_task import (
     ExplainTask,
     answer_schema,
+    cited_items,
     is_inconsistent,
     request_from,
-    resolve_citations,
 )
 from affect_llm.explanations import explanation_problems
 from affect_llm.schema import Cue, Turn
@@ -68,8 +68,8 @@ def test_no_evidence_means_no_citations():
 def test_parser_drops_citations_not_in_the_list_and_counts_them():
     prep = task().prepare(request_from(text=TEXT))
     first = prep.evidence[0]
-    cues, dropped = resolve_citations(["E1", "E42", "a trembling voice", first.text, "E1"], prep.evidence)
-    assert [c.evidence for c in cues] == [first.text]  # E1 once, its exact text; the id never shows
+    items, dropped = cited_items(["E1", "E42", "a trembling voice", first.text, "E1"], prep.evidence)
+    assert items == [first]  # E1 once
     assert dropped == 2
     gen = Generation(text=json.dumps({"labels": ["anger"], "cues": ["E1", "E9"],
                                       "explanation": "Her \"can't believe\" shows anger at being forgotten."}))
@@ -87,9 +87,61 @@ def test_consistency_flag():
 
 def test_inconsistent_answer_is_flagged_not_dropped():
     prep = task().prepare(request_from(text=TEXT))
-    gen = Generation(text=json.dumps({"labels": ["anger"], "cues": [], "explanation": "Her words express admiration."}))
+    gen = Generation(text=json.dumps({"labels": ["anger"], "cues": [],
+                                      "explanation": "Her \"forgot my birthday\" expresses admiration."}))
     rep = task().report(prep, gen, model="m", timings={})
-    assert rep.inconsistent and rep.labels == ["anger"]
+    assert rep.inconsistent and rep.labels == ["anger"] and not rep.explanation_rewritten
+    assert rep.explanation == 'Her "forgot my birthday" expresses admiration.'  # kept, flagged
+
+
+def _ask(text: str, explanation: str, labels=("anger",), speaker=None, context=()):
+    prep = task().prepare(request_from(text=text, speaker=speaker, context=list(context)))
+    cite = [e.id for e in prep.evidence[:1]]
+    gen = Generation(text=json.dumps({"labels": list(labels), "cues": cite, "explanation": explanation}))
+    return prep, task().report(prep, gen, model="m", timings={})
+
+
+def test_untrustworthy_sentences_are_rewritten_from_the_cited_evidence():
+    ctx = [{"speaker": "Joey", "text": "Hey, what are you doing here?"}]
+    cases = {
+        # a quote that is not in the input
+        "Chandler says: 'I hate robots', which shows anger.": "a quote not in the input",
+        "Chandler says: `I hate robots`, which shows anger.": "a quote not in the input",
+        # the target's words given to the context speaker
+        "Chandler sounds angry when Joey says, 'Damn those robots'.": "a quote given to the wrong speaker",
+        # nothing from the input at all
+        "The words matter, so Chandler sounds angry.": "cites no evidence",
+        # the prompt's prior copied out
+        "Chandler says 'Damn' anger: irest; sadness: urns.": "a list",
+    }
+    for said, why in cases.items():
+        prep, rep = _ask("Damn those robots, they're supposed to be our friends!", said, speaker="Chandler",
+                         context=ctx)
+        assert why in rep.explanation_rewritten, (said, rep.explanation_rewritten)
+        assert rep.explanation != said and ("anger" in rep.explanation or "angry" in rep.explanation)
+        cited = rep.cues[0].evidence
+        assert cited in rep.explanation or cited.split(": ", 1)[-1] in rep.explanation  # cites what it cites
+        assert not explanation_problems(rep.explanation, prep.request.text, prep.request.context)
+    # a good sentence stays the model's own: quotes from the right speakers, and curly/straight quotes agree
+    for good in ("Chandler says 'Damn those robots', which shows anger.",
+                 "After Joey's 'what are you doing here?', Chandler sounds angry.",
+                 "Chandler sounds angry at the robots."):  # no quote, but words of the turn
+        _, rep = _ask("Damn those robots, they’re supposed to be our friends!", good, speaker="Chandler",
+                      context=ctx)
+        assert rep.explanation == good and rep.explanation_rewritten == [], (good, rep.explanation_rewritten)
+
+
+def test_rewritten_sentence_is_never_broken_itself():
+    # '"Fine!" signals anger.' would be three words: another phrasing is taken
+    prep, rep = _ask("Fine! You go learn from your qualified instructor!", "E1: Fine! You go learn from", speaker="Phoebe")
+    assert rep.explanation_rewritten and "Fine!" in rep.explanation
+    assert not explanation_problems(rep.explanation, prep.request.text)
+
+
+def test_rewrite_keeps_the_inconsistency_finding():
+    _, rep = _ask(TEXT, "The words matter: she sounds full of admiration.")
+    assert rep.explanation_rewritten == ["cites no evidence", "names emotions outside its labels"]
+    assert not rep.inconsistent  # the sentence shown names the label
 
 
 def test_broken_explanations_are_detected():

@@ -78,6 +78,44 @@ def test_label_model_recipe_on_a_tiny_corpus(tmp_path):
     assert isinstance(res.exception, AffectError) and "not a folder" in str(res.exception)  # main() prints it
 
 
+@pytest.mark.parametrize("lora", [0, 4])
+def test_recipe_fine_tunes_the_encoder_into_the_model_folder(tmp_path, lora):
+    """`--encoder-epochs` trains the encoder (all weights, or LoRA adapters), saves it inside the folder, and
+    the loaded model embeds with it."""
+    _minilm()
+    pytest.importorskip("onnxruntime")
+    from affect_llm.cli.app import app
+    from affect_llm.label_model import Query
+    from affect_llm.retrieval import SentenceEmbedder
+
+    texts = {"joy": ["I love this so much!", "What a wonderful day.", "This is great news!", "Yay, we won!"],
+             "anger": ["Get out of my house!", "You ruined everything, idiot.", "I hate you.", "Shut up!"]}
+    rows = [{"id": f"t/train/{lab}{i}", "dataset": "t", "split": "train", "text": t, "labels": [lab]}
+            for lab, ts in texts.items() for i, t in enumerate(ts * 3)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "lm"
+    res = CliRunner().invoke(app, ["train", "label-model", "--train_file", str(data), "--output_dir", str(out),
+                                   "--encoder-epochs", "3", "--encoder-lora", str(lora)])  # 1 step per epoch,
+    # the first one warms up at lr 0
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm", "train.jsonl"]  # no staging folder left
+    lm = LabelModel.load(out)
+    assert lm.card["encoder"]["rows"] > 0 and lm.card["encoder"]["base"] == "minilm"
+    size = sum(f.stat().st_size for f in (out / "encoder").iterdir())
+    if lora:  # adapters only, merged into the cache at load
+        assert size < 2_000_000 and (out / "encoder" / "encoder_base.json").is_file()
+        assert "merged" in lm.embedder and LabelModel.load(out).embedder == lm.embedder  # merged once
+    else:
+        assert lm.embedder == str(out / "encoder") and size > 50_000_000
+    base = SentenceEmbedder("minilm").encode(["Yay, we won!"])
+    tuned = SentenceEmbedder(lm.embedder)
+    assert tuned.onnx is not None  # the fine-tuned copy runs on ONNX Runtime like the bundled one
+    assert not np.allclose(tuned.encode(["Yay, we won!"]), base, atol=1e-4)  # the weights did change
+    p = lm.predict([Query("What a great day, I love it!"), Query("I hate you, get out!")])
+    assert p[0, lm.labels.index("joy")] > 0.5 and p[1, lm.labels.index("anger")] > 0.5
+
+
 def test_damaged_label_model_is_a_clear_error(tmp_path):
     from affect_llm.errors import AffectError
 

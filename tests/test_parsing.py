@@ -53,7 +53,7 @@ def test_confidence_none_without_logprobs():
 def test_combined_confidence():
     from affect_llm.explain_task import combine_confidence
 
-    assert combine_confidence(["joy"], [0.8], {"joy": 0.4}) == pytest.approx(0.6)
+    assert combine_confidence(["joy"], [0.8], {"joy": 0.4}) == pytest.approx(0.4)  # the calibrated label model
     assert combine_confidence(["joy"], [], {"joy": 0.4}) == pytest.approx(0.4)
     assert combine_confidence(["joy"], [0.9], {}) == pytest.approx(0.9)
     assert combine_confidence(["joy"], [], {}) is None
