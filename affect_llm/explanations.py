@@ -39,6 +39,11 @@ _CONTEXT = (
     'Reacting to {spk}\'s {q}, {whom} shows {label}.',
     '{who} answers {spk}\'s {q} with {label}.',
 )
+_CONTEXT_NEUTRAL = (
+    'After {spk}\'s {q}, {who} answers without strong feeling.',
+    '{who} replies to {spk}\'s {q} in a neutral tone.',
+    '{who} meets {spk}\'s {q} without strong feeling.',
+)
 _NEUTRAL = (
     '{who} states {a} plainly, with no strong feeling.',
     '{A} is a matter-of-fact remark; the tone stays neutral.',
@@ -75,10 +80,11 @@ def target_explanation(request: Any, labels: Sequence[str], cited: Sequence[Any]
         spk = ctx_items[0].text.partition(": ")[0]
         ctx = f" after {spk}'s words" if spk and spk != request.speaker else " after their own earlier words"
     adj = ADJECTIVES.get(label, f"full of {label}")
-    if main is not None and main.modality == "context" and label != "neutral":
+    if main is not None and main.modality == "context":
         spk, _, body = main.text.partition(": ")
         spk = "their own earlier words" if spk == request.speaker else spk
-        pattern = _CONTEXT[h % len(_CONTEXT)]
+        pool = _CONTEXT_NEUTRAL if label == "neutral" else _CONTEXT
+        pattern = pool[h % len(pool)]
         out = pattern.format(who=who, whom=whom, spk=spk, q=body or main.text, label=label, adj=adj)
         out = out.replace("their own earlier words's ", "their own earlier ")
     else:

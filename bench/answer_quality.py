@@ -120,9 +120,12 @@ def _feats(samples):
 
 
 def _label_model_preds(lm, samples, space, name):
-    from affect_llm.label_model import Query  # noqa: F401
+    from affect_llm.label_model import Query
 
-    probs = lm.predict_features(_feats(samples), [s.text for s in samples])
+    if lm.embedder == "minilm":  # the bundled encoder: its cached vectors
+        probs = lm.predict_features(_feats(samples), [s.text for s in samples])
+    else:  # a fine-tuned encoder embeds for itself
+        probs = lm.predict([Query(s.text, s.context, s.speaker) for s in samples])
     labels, proj = lm.project(probs, list(space) if space else None)
     out = []
     for row in proj:

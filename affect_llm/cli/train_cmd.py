@@ -89,7 +89,7 @@ def label_model(
                                  help="add the turn's word / word-pair TF-IDF to the MiniLM features"),
     encoder_epochs: float = typer.Option(0.0, "--encoder-epochs", min=0.0, max=20.0,
                                          help="first fine-tune the encoder this many epochs on the training turns "
-                                              "(0: frozen; MELD train: 2 epochs ~15 min on 2 CPU cores)"),
+                                              "(0: frozen; MELD train, 2 epochs: ~10 min on 2 CPU cores)"),
     encoder_lora: int = typer.Option(0, "--encoder-lora", min=0, max=256,
                                      help="with --encoder-epochs: train rank-R LoRA adapters instead of all encoder "
                                           "weights (~1 MB to keep instead of 90 MB)"),

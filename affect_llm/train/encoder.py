@@ -55,9 +55,12 @@ def encoder_folder(folder: str | Path) -> Path:
         from affect_llm.extras import install_hint
 
         raise AffectError(f"merging the label model's encoder adapters needs {err.name} (once): "
-                          f"{install_hint('train')}") from None
+                          f"{install_hint('retrieval')}") from None
     import tempfile
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a weight-loading bar is noise before a one-line CLI answer
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".encoder-", dir=out.parent) as tmp:
         staged = Path(tmp) / "merged"
@@ -162,6 +165,11 @@ def finetune_encoder(
         staged = Path(tmp) / "encoder"
         if lora_rank > 0:
             encoder.save_pretrained(str(staged))
+            (staged / "README.md").unlink(missing_ok=True)  # PEFT's blank model card
+            cfg_path = staged / "adapter_config.json"  # PEFT records the training machine's folder: name it instead
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            cfg["base_model_name_or_path"] = base_name or base.name
+            cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
             (staged / BASE_FILE).write_text(json.dumps({"base": base_name or str(base)}), encoding="utf-8")
         else:
             _copy_sentence_folder(base, staged)
