@@ -52,6 +52,9 @@ def export(folder: Path, out: Path) -> None:
     from affect_llm.fileio import replace_dir
     from affect_llm.retrieval import _weights_fingerprint
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a weight-loading bar is noise before a one-line CLI answer
     st = SentenceTransformer(str(folder), device="cpu")
     modules = [type(m).__name__ for m in st]
     pooling = st[1] if len(st) > 1 else None

@@ -17,6 +17,7 @@ sentence written from the cited evidence instead (`explanation_rewritten`), so `
     python bench/answer_quality.py llm --name new --n 100     # the shipped default (adapter + label model)
     python bench/answer_quality.py llm --name today --n 50 --code-root /tmp/affect_old   # an older checkout
     python bench/answer_quality.py report
+    python bench/answer_quality.py calibration --runs r5_meld,r5_emorynlp,r5_goemotions   # confidence rules
 
 `llm` writes one JSONL of answers per dataset (resumable: answered ids are skipped); `report` scores them
 all with the same code and writes bench/results/answer_quality.{json,md}. Samples are a seeded draw
@@ -336,6 +337,46 @@ def cmd_report(args) -> None:
     write_results("answer_quality", {"rows": rows}, md)
 
 
+def cmd_calibration(args) -> None:
+    """Confidence rules side by side on the answers of runs (one per set): the label model's probability of
+    the chosen label, the LLM's own, their mean (the rule until this round), and a logistic calibration on
+    both log-odds fitted on the *other* sets' answers (each set held out in turn)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from affect_llm.eval.calibration import brier, ece
+
+    def logit(p):
+        p = np.clip(np.asarray(p, dtype=float), 1e-4, 1 - 1e-4)
+        return np.log(p / (1 - p))
+
+    data = {}
+    for run in args.runs.split(","):
+        recs = [json.loads(x) for x in (RESULTS / f"answers_{run}.jsonl").read_text().splitlines() if x.strip()]
+        rows = []
+        for r in recs:
+            if not r["labels"] or r.get("llm_confidence") is None or not r.get("label_prior"):
+                continue
+            ok = float(r["labels"][0].lower() in [g.lower() for g in r["gold"]])
+            rows.append((r["label_prior"].get(r["labels"][0], 0.02), r["llm_confidence"], ok))
+        data[run] = np.array(rows)
+    out = []
+    for run, a in data.items():
+        others = np.vstack([b for k, b in data.items() if k.rsplit("_", 1)[1] != run.rsplit("_", 1)[1]])
+        fit = LogisticRegression(C=10).fit(np.c_[logit(others[:, 0]), logit(others[:, 1])], others[:, 2])
+        rules = {"label model": a[:, 0], "LLM": a[:, 1], "mean of both": (a[:, 0] + a[:, 1]) / 2,
+                 "logistic on both (other sets)": fit.predict_proba(np.c_[logit(a[:, 0]), logit(a[:, 1])])[:, 1]}
+        for name, conf in rules.items():
+            pairs = list(zip(conf.tolist(), a[:, 2].tolist()))
+            out.append({"run": run, "rule": name, "n": len(a), "accuracy": float(a[:, 2].mean()),
+                        "mean_confidence": float(conf.mean()), "ece": ece(pairs), "brier": brier(pairs),
+                        "weights (label model, LLM)": f"{fit.coef_[0][0]:.2f}, {fit.coef_[0][1]:.2f}"
+                        if name.startswith("logistic") else ""})
+    md = "# Confidence rules on dev answers\n\n" + md_table(out, list(out[0]))
+    print(md)
+    write_results("answer_quality_calibration", {"rows": out}, md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -355,8 +396,11 @@ def main() -> None:
     llm.add_argument("--prior-weight", type=float, default=None, help="override DECODING['prior_weight']")
     llm.add_argument("--backend", default=None, help="explain backend (default: the Explainer's, auto)")
     sub.add_parser("report")
+    cal = sub.add_parser("calibration")
+    cal.add_argument("--runs", required=True, help="answer files (run_set), e.g. r5_meld,r5_emorynlp,r5_goemotions")
     args = ap.parse_args()
-    {"embed": cmd_embed, "labels": cmd_labels, "llm": cmd_llm, "report": cmd_report}[args.cmd](args)
+    {"embed": cmd_embed, "labels": cmd_labels, "llm": cmd_llm, "report": cmd_report,
+     "calibration": cmd_calibration}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -159,3 +159,16 @@ def test_lexical_weights_survive_save_and_load(tmp_path):
     assert np.allclose(back.logits(feats, texts), lm.logits(feats, texts), atol=1e-2)
     assert back.predict_features(feats, texts)[0].argmax() == 0  # "oh", "god", "oh god", "!" all say surprise
     assert back.predict_features(feats, texts)[1].argmax() == 1  # no known term: the intercept decides
+
+
+def test_bundled_label_model_embeds_with_its_adapted_encoder():
+    """The shipped model's LoRA adapters are merged into the MiniLM asset (cached) and change its vectors."""
+    _minilm()
+    pytest.importorskip("peft")
+    from affect_llm.label_model import Query, resolve_label_model
+
+    lm = resolve_label_model("default", None)
+    assert lm.card["encoder"]["lora_rank"] == 8 and "merged" in lm.embedder
+    p = lm.predict([Query("Thank you so much, this means the world to me!"), Query("I hate you, get out!")])
+    top = [lm.labels[i] for i in p.argmax(1)]
+    assert top[0] == "gratitude" and top[1] in ("anger", "annoyance", "disgust"), top

@@ -42,8 +42,10 @@ def test_wheel_contents(wheel):
         assert data in names, data
     assert any(n.startswith("affect_llm/wheel_data/") and "LICENSE" in n.upper() for n in names)
     for folder in ("adapters/default", "label_models/default"):  # the tuned default adapter and label model
-        for shipped in (REPO / "affect_llm" / folder).glob("*"):
-            assert f"affect_llm/{folder}/{shipped.name}" in names, shipped.name
+        for shipped in (REPO / "affect_llm" / folder).rglob("*"):  # the label model's encoder adapters too
+            if shipped.is_file():
+                rel = shipped.relative_to(REPO / "affect_llm").as_posix()
+                assert f"affect_llm/{rel}" in names, rel
     for lex in ("empath_emotions.tsv", "LICENSE-EMPATH.txt", "vader_lexicon.txt"):
         assert f"affect_llm/textualize/lexicon/{lex}" in names, lex
     assert not [n for n in names if n.startswith(("tests/", "bench/"))]
