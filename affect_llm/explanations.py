@@ -1,4 +1,7 @@
-"""Explanations: the training targets' phrasings, and the checks that catch a broken explanation.
+"""Explanations: the training targets' phrasings, and the checks that catch an explanation a reader can't
+trust: broken (a copied turn, a list, a JSON fragment, too short, unfinished), a quote that is not in the input
+or is given to the wrong speaker, or a sentence that points at nothing in the input. `ExplainTask.report`
+replaces such a sentence with a target phrasing of the model's own cited evidence.
 
 Targets cite the evidence that supports the gold label and name the label (or its adjective). Several
 phrasings are used, chosen by a hash of the sample id, so the model learns to say why, not one template.
@@ -104,6 +107,8 @@ def target_explanation(request: Any, labels: Sequence[str], cited: Sequence[Any]
 # -------------------------------------------------------------------------------------- checks
 _LABEL_COLON = re.compile(r"(?i)(?:^|[\s'\"])(?:neutral|anger|joy|sadness|fear|surprise|disgust|annoyance|"
                           r"admiration|amusement|love|excitement|nervousness|confusion)\s*:\s*\S")
+
+
 def explanation_problems(explanation: str, text: str, context: Sequence[Any] = ()) -> list[str]:
     """Why an explanation is broken (empty list: it is not): a copied turn, a list, a JSON fragment,
     fewer than 4 words, or a sentence cut off (ending in ':', ',', ';' or a word that needs a continuation)."""
