@@ -87,6 +87,12 @@ function render(data) {
   $("conf-bar").style.width = conf === null ? "0" : `${Math.round(conf * 100)}%`;
   $("conf-text").textContent = conf === null ? "n/a" : conf > 0 && conf < 0.01 ? "<1%" : `${Math.round(conf * 100)}%`;
   $("explanation").textContent = data.explanation;
+  // Say so when the sentence was written from the cited evidence, or names other emotions than the labels.
+  const why = data.explanation_rewritten || [];
+  const note = $("explanation-note");
+  note.textContent = why.length ? `Written from the cited evidence: the model's own sentence failed a check (${why.join("; ")}).`
+    : data.inconsistent ? "The explanation names emotions outside its labels." : "";
+  note.hidden = !note.textContent;
   const cited = $("cited");
   cited.replaceChildren(...(data.cues.length ? data.cues.map((c) => {
     const li = el("li");
