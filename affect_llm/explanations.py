@@ -159,20 +159,25 @@ def quote_problems(explanation: str, text: str, speaker: str | None, context: Se
 
     Sources: the target turn (by `speaker`), the context turns (by theirs) and `other_sources` (textualized
     cues, no speaker). A quote may start with the speaker's name as the dialogue shows it ("Rachel: Okay")."""
-    sources: list[tuple[str | None, list[str]]] = [(speaker, _words(text))]
+    raw: list[tuple[str | None, str]] = [(speaker, text)]
     for t in context:
         spk = getattr(t, "speaker", None) if not isinstance(t, dict) else t.get("speaker")
         body = getattr(t, "text", None) if not isinstance(t, dict) else t.get("text")
-        sources.append((spk or None, _words(str(body or ""))))
-    sources += [(None, _words(s)) for s in other_sources]
-    speakers = {s for s, _ in sources if s}
+        raw.append((spk or None, str(body or "")))
+    raw += [(None, s) for s in other_sources]
+    # Word sequences, and the words joined without spaces: scripts written without spaces (Chinese,
+    # Japanese) make one "word" of a whole clause, so a quote of part of it is found as a substring.
+    sources = [(spk, _words(body), "".join(_words(body))) for spk, body in raw]
+    speakers = {s for s, _, _ in sources if s}
     problems: list[str] = []
     for m in _QUOTE.finditer(explanation):
         quote = next(g for g in m.groups() if g is not None)
         words = _words(_SPEAKER_PREFIX.sub("", quote)) or _words(quote)
         if not words:
             continue
-        owners = {s for s, ws in sources if _contains(ws, words)}
+        joined = "".join(words)
+        owners = {s for s, ws, flat in sources
+                  if _contains(ws, words) or (not joined.isascii() and joined in flat)}
         if not owners:
             problems.append("a quote not in the input")
             continue

@@ -131,6 +131,16 @@ def test_untrustworthy_sentences_are_rewritten_from_the_cited_evidence():
         assert rep.explanation == good and rep.explanation_rewritten == [], (good, rep.explanation_rewritten)
 
 
+def test_quotes_in_scripts_without_spaces_are_found():
+    from affect_llm.explanations import quote_problems
+
+    assert quote_problems("The speaker says '太好了', which shows joy.", "我们赢了，太好了！", None) == []
+    assert quote_problems("The speaker says '太糟了', which shows joy.", "我们赢了，太好了！", None) == \
+        ["a quote not in the input"]
+    # Latin text still needs whole words: "on" is not a quote of "only"
+    assert quote_problems("She says 'on', which shows joy.", "Only you!", None) == ["a quote not in the input"]
+
+
 def test_rewritten_sentence_is_never_broken_itself():
     # '"Fine!" signals anger.' would be three words: another phrasing is taken
     prep, rep = _ask("Fine! You go learn from your qualified instructor!", "E1: Fine! You go learn from", speaker="Phoebe")
