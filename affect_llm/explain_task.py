@@ -464,8 +464,8 @@ def combine_confidence(labels: Sequence[str], llm: list[float], prior: dict[str,
     """The label model's probability of the chosen labels (their mean); the LLM's own label probability only
     when there is no label model.
 
-    Why not an average of the two: the LLM's constrained label probability is near 1 whatever it picks (the
-    prior already steered the choice), so averaging made every answer look ~0.75 sure. Fitted jointly on dev
+    Why not an average of the two: the LLM's constrained label probability is high whatever it picks (0.75-0.93
+    on average on dev answers; the prior already steered the choice), so averaging made answers overconfident. Fitted jointly on dev
     answers (logistic calibration on both log-odds, each set held out in turn), the LLM's probability got a
     weight of 0.02-0.23 against the label model's 0.68-0.76, and its held-out ECE beat the label model's alone
     only on EmoryNLP, by 0.007 (`python bench/answer_quality.py calibration`).

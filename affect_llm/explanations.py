@@ -167,7 +167,7 @@ def quote_problems(explanation: str, text: str, speaker: str | None, context: Se
     raw += [(None, s) for s in other_sources]
     # Word sequences, and the words joined without spaces: scripts written without spaces (Chinese,
     # Japanese) make one "word" of a whole clause, so a quote of part of it is found as a substring.
-    sources = [(spk, _words(body), "".join(_words(body))) for spk, body in raw]
+    sources = [(spk, ws, "".join(ws)) for spk, ws in ((spk, _words(body)) for spk, body in raw)]
     speakers = {s for s, _, _ in sources if s}
     problems: list[str] = []
     for m in _QUOTE.finditer(explanation):

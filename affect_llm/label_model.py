@@ -326,14 +326,16 @@ def train_label_model(
     held = rng.random(len(queries)) < 0.1
     fit = ~held[rows_a]
     out_dir = Path(output_dir)
+    if encoder_lora and encoder_epochs <= 0:
+        raise AffectError("--encoder-lora needs --encoder-epochs N (N > 0): the adapters are what those epochs train")
     with contextlib.ExitStack() as cleanup:
-        encoder_info: dict[str, Any] | None = None
+        encoder_info: dict[str, Any] | None = None  # set when the encoder is fine-tuned (staged until saved)
         staged_encoder: Path | None = None
         if encoder_epochs > 0:
             import tempfile
 
             from affect_llm.retrieval import resolve_embedder
-            from affect_llm.train.encoder import finetune_encoder
+            from affect_llm.train.encoder import encoder_folder, finetune_encoder
 
             # The held-out tenth stays out of the encoder's training too: the temperature is fitted on turns
             # the whole model never saw. The encoder is staged beside the output and moved in with the head.
@@ -341,13 +343,10 @@ def train_label_model(
             staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
             cleanup.callback(shutil.rmtree, staging, ignore_errors=True)  # gone once moved in; removed on failure
             staged_encoder = staging / ENCODER_DIR
+            base_id, base_folder = resolve_embedder(embedder)
             encoder_info = finetune_encoder(
-                resolve_embedder(embedder)[1], [texts[i] for i in rows_a[fit]], y[fit], w[fit], len(label_set),
-                staged_encoder, epochs=encoder_epochs, seed=seed, lora_rank=encoder_lora,
-                base_name=resolve_embedder(embedder)[0],
-                learning_rate=5e-4 if encoder_lora else 5e-5, progress=progress)
-            from affect_llm.train.encoder import encoder_folder
-
+                base_folder, [texts[i] for i in rows_a[fit]], y[fit], w[fit], len(label_set), staged_encoder,
+                epochs=encoder_epochs, seed=seed, lora_rank=encoder_lora, base_name=base_id, progress=progress)
             # the cache holds the base encoder's vectors: not for these
             embedder, embedding_cache = str(encoder_folder(staged_encoder)), None
         emb = SentenceEmbedder(embedder)
@@ -392,17 +391,14 @@ def train_label_model(
             "embedder_fingerprint": emb.fingerprint, "heldout_accuracy": round(acc, 4),
             "train_seconds": round(time.perf_counter() - start, 1), "seed": seed,
         }
-        if encoder_info is not None:
-            model.card["encoder"] = {**encoder_info, "folder": ENCODER_DIR, "heldout_excluded": True}
-            model.card["features"] = model.card["features"].replace("MiniLM", "fine-tuned MiniLM")
         if staged_encoder is not None:
             from affect_llm.fileio import replace_dir
 
+            model.card["encoder"] = {**encoder_info, "folder": ENCODER_DIR, "heldout_excluded": True}
+            model.card["features"] = model.card["features"].replace("MiniLM", "fine-tuned MiniLM")
             model.save(staged_encoder.parent)
             replace_dir(staged_encoder.parent, out_dir)
             model.path = out_dir
-            from affect_llm.train.encoder import encoder_folder
-
             model.embedder = str(encoder_folder(out_dir / ENCODER_DIR))
             model._cache = None
         else:

@@ -266,15 +266,16 @@ def _grounded(cue: dict, sample) -> bool:
     return all(p and p in hay for p in parts)
 
 
-BROKEN = {"fewer than 4 words", "unfinished sentence", "JSON fragment", "a list", "a copied turn"}
 _TASK = None
 
 
-def _own_sentence_problems(rec: dict, sample) -> list[str] | None:
+def _own_sentence_problems(rec: dict, sample) -> tuple[list[str], bool] | None:
     """What the checks find in the model's own sentence (from its raw answer), whether or not the run's code
-    rewrote it: the same figure for runs before and after the rewrite existed. None: unparsable."""
+    rewrote it: the same figure for runs before and after the rewrite existed; and whether it is broken.
+    None: unparsable."""
     global _TASK
     from affect_llm.explain_task import ExplainTask, explanation_check, render_ids, request_from
+    from affect_llm.explanations import explanation_problems
     from affect_llm.parsing import ParseError, parse_answer
     from affect_llm.vocabulary import EMOTION_WORDS
 
@@ -285,7 +286,8 @@ def _own_sentence_problems(rec: dict, sample) -> list[str] | None:
     except ParseError:
         return None
     prep = _TASK.prepare(request_from(text=sample.text, speaker=sample.speaker, context=sample.context))
-    return explanation_check(render_ids(payload.explanation, prep.evidence), prep)
+    sentence = render_ids(payload.explanation, prep.evidence)
+    return explanation_check(sentence, prep), bool(explanation_problems(sentence, sample.text, sample.context))
 
 
 def cmd_report(args) -> None:
@@ -317,8 +319,8 @@ def cmd_report(args) -> None:
                "grounded": sum(grounded) / len(grounded) if grounded else None, "cues": len(cues),
                "consistent": sum(consistent) / len(consistent) if consistent else None,
                "broken": sum(broken) / len(broken) if broken else None,
-               "own_untrusted": sum(bool(p) for p in own) / len(own) if own else None,
-               "own_broken": sum(bool(set(p) & BROKEN) for p in own) / len(own) if own else None,
+               "own_untrusted": sum(bool(p) for p, _ in own) / len(own) if own else None,
+               "own_broken": sum(b for _, b in own) / len(own) if own else None,
                "ece": ece(cal), "brier": brier(cal),
                "s_per_answer": sum(r.get("seconds", 0) for r in recs) / max(1, len(recs)),
                "top_labels": ", ".join(f"{k} {v}" for k, v in Counter(p[0] for p in pred if p).most_common(3))}

@@ -116,6 +116,33 @@ def test_recipe_fine_tunes_the_encoder_into_the_model_folder(tmp_path, lora):
     assert p[0, lm.labels.index("joy")] > 0.5 and p[1, lm.labels.index("anger")] > 0.5
 
 
+def test_encoder_lora_without_epochs_is_refused(tmp_path):
+    pytest.importorskip("sklearn")
+    from affect_llm.cli.app import app
+    from affect_llm.errors import AffectError
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"id": "t/train/0", "dataset": "t", "split": "train", "text": "Yay!",
+                                "labels": ["joy"]}) + "\n" + json.dumps({"id": "t/train/1", "dataset": "t",
+                                "split": "train", "text": "Ugh.", "labels": ["anger"]}) + "\n")
+    res = CliRunner().invoke(app, ["train", "label-model", "--train_file", str(data), "--output_dir",
+                                   str(tmp_path / "lm"), "--encoder-lora", "8"])
+    assert isinstance(res.exception, AffectError) and "--encoder-epochs" in str(res.exception)
+    assert not (tmp_path / "lm").exists()
+
+
+def test_damaged_encoder_adapters_are_a_clear_error(tmp_path):
+    _minilm()
+    pytest.importorskip("peft")
+    from affect_llm.errors import AffectError
+    from affect_llm.train.encoder import BASE_FILE, encoder_folder
+
+    (tmp_path / BASE_FILE).write_text('{"base": "minilm"}')
+    (tmp_path / "adapter_config.json").write_text("{not json")
+    with pytest.raises(AffectError, match="damaged"):
+        encoder_folder(tmp_path)
+
+
 def test_damaged_label_model_is_a_clear_error(tmp_path):
     from affect_llm.errors import AffectError
 

@@ -66,7 +66,10 @@ def encoder_folder(folder: str | Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=".encoder-", dir=out.parent) as tmp:
         staged = Path(tmp) / "merged"
         _copy_sentence_folder(base, staged)
-        model = PeftModel.from_pretrained(AutoModel.from_pretrained(str(base)), str(folder)).merge_and_unload()
+        try:
+            model = PeftModel.from_pretrained(AutoModel.from_pretrained(str(base)), str(folder)).merge_and_unload()
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise AffectError(f"the encoder adapters in {folder} are damaged: {str(err).splitlines()[0]}") from None
         model.save_pretrained(str(staged), safe_serialization=True)
         replace_dir(staged, out)
     return out
@@ -81,7 +84,7 @@ def finetune_encoder(
     out_dir: str | Path,
     *,
     epochs: float = 2.0,
-    learning_rate: float = 5e-5,
+    learning_rate: float | None = None,
     batch_size: int = 32,
     max_length: int = 64,
     seed: int = 0,
@@ -94,7 +97,8 @@ def finetune_encoder(
     `lora_rank` 0: all weights train and `out_dir` is a whole sentence-transformers folder (90 MB for MiniLM).
     > 0: low-rank adapters (PEFT LoRA on every linear layer) train and `out_dir` holds only them (~1 MB, small
     enough to ship as package data) plus `base_name`; `encoder_folder` merges them at first use.
-    Returns what the run card records."""
+    `learning_rate` defaults to 5e-5 for all weights and 5e-4 for LoRA adapters. Returns what the run card
+    records."""
     import torch
     from torch import nn
     from transformers import AutoModel, AutoTokenizer, Trainer, TrainingArguments, set_seed
@@ -107,6 +111,8 @@ def finetune_encoder(
         raise AffectError(f"encoder fine-tuning needs a sentence-transformers folder; {base} has no modules.json")
     if not texts:
         raise AffectError("encoder fine-tuning got no training texts")
+    if learning_rate is None:
+        learning_rate = 5e-4 if lora_rank > 0 else 5e-5
     start = time.perf_counter()
     set_seed(seed)
     hf_logging.disable_progress_bar()
@@ -152,7 +158,8 @@ def finetune_encoder(
 
     with tempfile.TemporaryDirectory(prefix="affect-encoder-") as tmp:
         args = TrainingArguments(
-            output_dir=tmp, num_train_epochs=epochs, learning_rate=learning_rate, warmup_steps=0.06,  # a float: a share of the steps
+            # warmup_steps < 1 is a share of the steps
+            output_dir=tmp, num_train_epochs=epochs, learning_rate=learning_rate, warmup_steps=0.06,
             per_device_train_batch_size=batch_size, weight_decay=0.01, lr_scheduler_type="linear",
             logging_steps=50, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
             seed=seed, disable_tqdm=not progress, remove_unused_columns=False, dataloader_num_workers=0,
@@ -173,10 +180,9 @@ def finetune_encoder(
             cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
             (staged / BASE_FILE).write_text(json.dumps({"base": base_name or str(base)}), encoding="utf-8")
         else:
-            _copy_sentence_folder(base, staged)
+            _copy_sentence_folder(base, staged)  # the base's tokenizer, pooling and normalisation
             encoder.save_pretrained(str(staged), safe_serialization=True)
-            tok.save_pretrained(str(staged))
         replace_dir(staged, out)
-    return {"base": base_name or str(base), "lora_rank": lora_rank, "epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
-            "max_length": max_length, "rows": len(rows), "train_loss": round(float(result.training_loss), 4),
+    return {"base": base_name or str(base), "lora_rank": lora_rank, "epochs": epochs, "learning_rate": learning_rate,
+            "batch_size": batch_size, "max_length": max_length, "rows": len(rows), "train_loss": round(float(result.training_loss), 4),
             "seconds": round(time.perf_counter() - start, 1)}
