@@ -172,6 +172,8 @@ class _AdapterView:
     def __init__(self, base: Any, adapter: str | None, label: str, peft: bool) -> None:
         self.base, self.adapter, self.peft = base, adapter, peft
         self.name, self.model_id = "transformers", label
+        # The label model's prior steers decoding here as in the CLI (the pipeline asks the backend it holds).
+        self.accepts_label_priors = getattr(base, "accepts_label_priors", False)
 
     def activate(self):
         import contextlib

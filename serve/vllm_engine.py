@@ -38,7 +38,7 @@ from affect_llm.serve.openai_api import ChatRequest
 
 from affect_llm.backends.base import Message
 from affect_llm.backends.openai_backend import OpenAIBackend
-from affect_llm.backends.vllm_backend import engine_dtype, lora_rank, vllm_env
+from affect_llm.backends.vllm_backend import PRIOR_PROCESSOR, engine_dtype, lora_rank, vllm_env
 from affect_llm.errors import AffectError
 from affect_llm.extras import install_hint
 from affect_llm.limits import InputTooLongError
@@ -66,6 +66,7 @@ def child_command(settings: Any, model_path: str, served_name: str, port: int) -
         # small model from spending its budget on blank lines inside the answer.
         "--override-generation-config", json.dumps({"repetition_penalty": settings.repetition_penalty}),
         "--structured-outputs-config", json.dumps({"backend": "guidance", "disable_any_whitespace": True}),
+        "--logits-processors", PRIOR_PROCESSOR,  # the label model's prior, per request (`vllm_xargs`)
     ]
     if settings.adapters:
         cmd += ["--enable-lora", "--max-lora-rank", str(lora_rank(settings.adapters)),
@@ -270,11 +271,14 @@ class VLLMEngine(Engine):
 
 
 class StopTrimmingBackend(OpenAIBackend):
-    """The openai backend, minus the stop token vLLM lists among a choice's logprobs.
+    """The openai backend for the managed vLLM child: it sends the label model's prior (the child loads
+    `LabelPriorLogitsProcessor`), and drops the stop token vLLM lists among a choice's logprobs.
 
     vLLM reports the end-of-turn token (`<|im_end|>`) as the last logprob entry although the text
     omits it; the pieces then do not spell the text and the confidence would be null.
     """
+
+    accepts_label_priors = True
 
     def _request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         data = super()._request(method, path, **kw)

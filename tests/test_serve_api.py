@@ -258,3 +258,29 @@ def test_explain_with_retrieved_demonstrations(tiny_llama_dir, tmp_path):
         r = httpx.post(url + "/v1/affect/explain", json={"text": "He made me so angry.", "demos": 2}, timeout=120)
         assert r.status_code == 200, r.text
         assert r.json()["labels"]
+
+
+def test_served_answers_take_the_label_prior_like_the_cli(tiny_llama_dir):
+    """The transformers engine steers the label with the label model's prior, as `Explainer` does: on a
+    random tiny model the prior decides, so both answers pick one of the label model's top labels."""
+    need_serve()
+    from affect_llm import assets
+
+    if not assets.is_cached("minilm"):
+        pytest.skip("MiniLM asset not pulled (affect-llm assets pull)")
+    import httpx
+
+    from affect_llm.label_model import bundled_label_model_dir
+    from affect_llm.pipeline import Explainer
+    from affect_llm.serve.config import ServeSettings
+
+    lm = str(bundled_label_model_dir())
+    texts = ["We won the final!", "My dog died this morning.", "Get out of my room right now!"]
+    settings = ServeSettings(engine="transformers", model=str(tiny_llama_dir), dtype="float32", asr_backend="none",
+                             max_new_tokens=120, label_model=lm)
+    with running_server(settings) as (url, _app):
+        served = [httpx.post(url + "/v1/affect/explain", json={"text": t}, timeout=120).json() for t in texts]
+    local = Explainer(model=str(tiny_llama_dir), dtype="float32", label_model=lm, max_new_tokens=120)
+    for text, api in zip(texts, served):
+        cli = local.explain(text)
+        assert api["labels"] == cli.labels and api["labels"][0] in api["label_prior"], (text, api, cli.labels)

@@ -75,6 +75,7 @@ def test_serve_with_the_vllm_engine(tmp_path):
             assert streamed == plain.json()["choices"][0]["message"]["content"]
             too_long = c.post("/v1/chat/completions", json={"messages": msg, "max_tokens": 5000})
             assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "engine_rejected"
+            assert "--logits-processors affect_llm.backends.vllm_label_prior" in log.read_text()  # the prior's
             metrics = c.get("/metrics").text
             assert "affect_engine_ready 1.0" in metrics and "vllm:" in metrics
         _terminate(proc, 60)
@@ -96,6 +97,16 @@ if __name__ == "__main__":  # vLLM spawns its engine process, which re-imports t
         for t in ("I got the job!", "Leave me alone.", "Is it over already?")
     ])
     print("RESULT " + json.dumps([r.to_json_dict() for r in reports]))
+    # The label prior reaches vLLM's sampler (LabelPriorLogitsProcessor): an overwhelming prior picks the label.
+    schema = {"type": "object", "properties": {"labels": {"type": "array", "maxItems": 1, "minItems": 1,
+              "items": {"type": "string", "enum": ["anger", "joy"]}}}, "required": ["labels"],
+              "additionalProperties": False}
+    msgs = [[{"role": "user", "content": "How does 'I got the job!' feel? Answer in JSON."}]]
+    picked = []
+    for prior in ({"anger": 0.999, "joy": 0.001}, {"anger": 0.001, "joy": 0.999}, None):
+        gen = ex.backend.generate(msgs, json_schema=schema, label_priors=[prior], max_new_tokens=20)
+        picked.append(json.loads(gen[0].text)["labels"][0])
+    print("PICKED " + json.dumps(picked))
 """
 
 
@@ -116,3 +127,5 @@ def test_inprocess_vllm_backend(tmp_path):
         assert r["labels"] and r["model"] in ("smollm2-135m-instruct", "smollm2-135m-instruct+default")
         assert r["confidence"] is not None and 0 < r["confidence"] <= 1
         json.loads(r["raw"])
+    picked = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("PICKED "))[len("PICKED "):])
+    assert picked[:2] == ["anger", "joy"] and picked[2] in ("anger", "joy"), picked

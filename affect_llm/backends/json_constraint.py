@@ -324,7 +324,7 @@ class JsonSchemaLogitsProcessor:
         add up to `prior_weight * log prior(label)`. Biasing only the first token let a token that starts two
         labels carry both ("s" of surprise 0.31 and sadness 0.05), and the 135M model then finished the one
         the label model ranked low: 24 of 300 MELD turns went surprise -> sadness."""
-        import math
+        from affect_llm.backends.label_prior import token_bias
 
         state = self.enforcer.prefix_states.get(tuple(seq))
         stack = getattr(state.parser, "object_stack", None) if state is not None else None
@@ -340,9 +340,7 @@ class JsonSchemaLogitsProcessor:
         out = []
         for t in idx.tolist():
             text = self.texts.get(t, "")
-            full = written + (text if written else text.lstrip())
-            mass = sum(p for lab, p in live.items() if (lab + '"').startswith(full) or full.startswith(lab + '"'))
-            out.append(self.prior_weight * math.log(max(mass / total, 1e-6)))
+            out.append(token_bias(written, text if written else text.lstrip(), live, total, self.prior_weight))
         return np.array(out, dtype=np.float32)
 
     @staticmethod

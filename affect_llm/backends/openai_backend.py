@@ -11,12 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message
+from affect_llm.backends.label_prior import prior_xargs
 from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 
 
 class OpenAIBackend:
     name = "openai"
+    # Only a server known to load `LabelPriorLogitsProcessor` (affect-llm's managed vLLM child) takes the
+    # label model's prior, as `vllm_xargs`; another server would reject or ignore the field.
+    accepts_label_priors = False
 
     def __init__(
         self,
@@ -62,7 +66,7 @@ class OpenAIBackend:
         return data[0]["id"]
 
     def _one(self, messages: list[Message], max_new_tokens: int, temperature: float, seed: int,
-             json_schema: dict[str, Any] | None) -> Generation:
+             json_schema: dict[str, Any] | None, prior: dict[str, float] | None = None) -> Generation:
         body: dict[str, Any] = {
             "model": self.model_id,
             "messages": messages,
@@ -76,6 +80,9 @@ class OpenAIBackend:
                 "type": "json_schema",
                 "json_schema": {"name": "affect_answer", "schema": json_schema, "strict": True},
             }
+            xargs = prior_xargs(prior, float(DECODING["prior_weight"])) if self.accepts_label_priors else None
+            if xargs:
+                body["vllm_xargs"] = xargs
         data = self._request("POST", "/chat/completions", json=body)
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
@@ -99,12 +106,15 @@ class OpenAIBackend:
         temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
         json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
+        label_priors: list[dict[str, float] | None] | None = None,
     ) -> list[Generation]:
         from affect_llm.backends.base import schemas_for
 
         schemas = schemas_for(json_schema, len(batch))
+        priors = list(label_priors or []) + [None] * (len(batch) - len(label_priors or []))
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(batch)))) as pool:
-            futures = [pool.submit(self._one, m, max_new_tokens, temperature, seed, sc) for m, sc in zip(batch, schemas)]
+            futures = [pool.submit(self._one, m, max_new_tokens, temperature, seed, sc, pr)
+                       for m, sc, pr in zip(batch, schemas, priors)]
             return [f.result() for f in futures]
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from affect_llm.backends.base import Generation, Message, check_adapter_dir
+from affect_llm.backends.label_prior import prior_xargs
 from affect_llm.decoding import DECODING
 from affect_llm.errors import AffectError
 from affect_llm.extras import require
@@ -49,6 +50,7 @@ def engine_dtype() -> str:
     return cpu_dtype() if is_cpu_build() else "auto"
 
 
+PRIOR_PROCESSOR = "affect_llm.backends.vllm_label_prior:LabelPriorLogitsProcessor"
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
@@ -125,6 +127,8 @@ class VLLMBackend:
             "model": str(path), "dtype": dtype or engine_dtype(), "max_model_len": max_model_len, "seed": seed,
             "enforce_eager": enforce_eager,
             "structured_outputs_config": StructuredOutputsConfig(backend="guidance", disable_any_whitespace=True),
+            # The label model's prior, for the requests that carry one (see `generate`).
+            "logits_processors": [PRIOR_PROCESSOR],
         }
         if adapter:
             check_adapter_dir(adapter)
@@ -145,6 +149,7 @@ class VLLMBackend:
             self.model_id = f"{label}+{'default' if bundled and Path(adapter).resolve() == bundled else adapter}"
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
+        self.accepts_label_priors = True
         self.tokenizer = self.llm.get_tokenizer()
         self._special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
 
@@ -156,18 +161,25 @@ class VLLMBackend:
         temperature: float = float(DECODING["temperature"]),
         seed: int = 0,
         json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
+        label_priors: list[dict[str, float] | None] | None = None,
+        prior_weight: float = float(DECODING["prior_weight"]),
     ) -> list[Generation]:
+        """`label_priors`: per conversation, a label model's probabilities of the schema's label enum values;
+        the engine's `LabelPriorLogitsProcessor` adds `prior_weight * log prior` over each label's tokens, as
+        the transformers backend does."""
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
         from affect_llm.backends.base import schemas_for
         from affect_llm.backends.decode_steps import pieces
 
+        priors = list(label_priors or []) + [None] * (len(batch) - len(label_priors or []))
         params = [SamplingParams(
             max_tokens=max_new_tokens, temperature=temperature, seed=seed if temperature > 0 else None,
             logprobs=0, repetition_penalty=self.repetition_penalty,
             structured_outputs=StructuredOutputsParams(json=sc) if sc is not None else None,
-        ) for sc in schemas_for(json_schema, len(batch))]
+            extra_args=prior_xargs(pr, prior_weight) if sc is not None else None,
+        ) for sc, pr in zip(schemas_for(json_schema, len(batch)), priors)]
         outs = self.llm.chat(batch, params, lora_request=self.lora, use_tqdm=False)
         results = []
         for out in outs:
