@@ -117,6 +117,11 @@ class Prepared:
     template: str
     prior_all: dict[str, float] = field(default_factory=dict)  # over the whole label space / model labels
 
+    @property
+    def prompt_labels(self) -> list[str]:
+        """The label names the prompt shows (allowed labels and the label model's line)."""
+        return list(dict.fromkeys([*(self.candidates or []), *(lab for lab, _ in self.prior)]))
+
     def candidate_prior(self) -> dict[str, float] | None:
         """The label model's probabilities of the allowed labels, renormalised (None without a prior)."""
         if not self.prior_all or not self.candidates:
@@ -403,7 +408,7 @@ def explanation_check(explanation: str, prep: Prepared) -> list[str]:
 
     req = prep.request
     signals = [e.text for e in prep.evidence if e.modality in ("speech", "face")]
-    problems = explanation_problems(explanation, req.text, req.context)
+    problems = explanation_problems(explanation, req.text, req.context, prep.prompt_labels)
     problems += quote_problems(explanation, req.text, req.speaker, req.context, signals)
     names = [req.speaker or ""] + [t.speaker for t in req.context]
     if not problems and not cites_input(explanation, [req.text] + [t.text for t in req.context] + signals, names):
@@ -421,7 +426,7 @@ def evidence_explanation(prep: Prepared, labels: Sequence[str], items: Sequence[
     first = ""
     for attempt in range(8):
         out = target_explanation(req, labels, items, key=req.text if attempt == 0 else f"{req.text}#{attempt}")
-        if not explanation_problems(out, req.text, req.context):
+        if not explanation_problems(out, req.text, req.context, prep.prompt_labels):
             return out
         first = first or out
     return first

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from affect_llm.schema import MAX_EXPLANATION_CHARS
@@ -105,13 +105,21 @@ def target_explanation(request: Any, labels: Sequence[str], cited: Sequence[Any]
 
 
 # -------------------------------------------------------------------------------------- checks
-_LABEL_COLON = re.compile(r"(?i)(?:^|[\s'\"])(?:neutral|anger|joy|sadness|fear|surprise|disgust|annoyance|"
-                          r"admiration|amusement|love|excitement|nervousness|confusion)\s*:\s*\S")
+# Labels written as "label: …" are the prompt's label-model line copied out ("'anger: irest"). The check takes
+# the prompt's own labels; these are the ones it falls back on when none are given.
+_COMMON_LABELS = ("neutral", "anger", "joy", "sadness", "fear", "surprise", "disgust")
 
 
-def explanation_problems(explanation: str, text: str, context: Sequence[Any] = ()) -> list[str]:
-    """Why an explanation is broken (empty list: it is not): a copied turn, a list, a JSON fragment,
-    fewer than 4 words, or a sentence cut off (ending in ':', ',', ';' or a word that needs a continuation)."""
+def _label_colon(labels: Iterable[str]) -> re.Pattern[str]:
+    words = sorted({w.lower() for w in (*_COMMON_LABELS, *labels) if w and w.strip()}, key=len, reverse=True)
+    return re.compile(r"(?i)(?:^|[\s'\"])(?:" + "|".join(map(re.escape, words)) + r")\s*:\s*\S")
+
+
+def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (),
+                         labels: Iterable[str] = ()) -> list[str]:
+    """Why an explanation is broken (empty list: it is not): a copied turn, a list (or one of `labels`, the
+    prompt's labels, written as "label: …"), a JSON fragment, fewer than 4 words, or a sentence cut off
+    (ending in ':', ',', ';' or a word that needs a continuation)."""
     problems = []
     e = explanation.strip()
     if len(re.findall(r"\w+", e)) < 4:
@@ -121,7 +129,7 @@ def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (
     if re.search(r'[{}]|"\s*:|\\"|\]\s*,', e):
         problems.append("JSON fragment")
     if e.startswith("[") or re.search(r"\w+, \w+, \w+, \w+", e) and len(e.split()) <= 10 \
-            or re.search(r"[a-z]+:? \d+ ?[%;,]", e) or _LABEL_COLON.search(e):
+            or re.search(r"[a-z]+:? \d+ ?[%;,]", e) or _label_colon(labels).search(e):
         problems.append("a list")  # or the prompt's label-model prior copied out ("anger: 83%", "'anger: irest")
     norm = " ".join(re.findall(r"\w+", e.lower()))
     for turn in [text] + [getattr(t, "text", "") or (t.get("text", "") if isinstance(t, dict) else "") for t in context]:

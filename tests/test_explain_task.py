@@ -162,6 +162,10 @@ def test_broken_explanations_are_detected():
     assert "fewer than 4 words" in explanation_problems("Anger.", "Ew.")
     assert "a list" in explanation_problems("Joey says he is right. anger: 83%, sadness: 4%, joy: 4%.", "Ew.")
     assert "a list" in explanation_problems("Joey says: 'the call back.'anger: 83; sadness: 4; joy: 4", "Ew.")
+    # "label: …" is checked against the prompt's own labels, whatever the label space.
+    copied = "Joey says: 'the call back.' gratitude: thanks a lot"
+    assert "a list" in explanation_problems(copied, "Ew.", labels=["gratitude", "relief"])
+    assert "a list" not in explanation_problems(copied, "Ew.")
     assert explanation_problems('Her "can\'t believe" shows anger at Ross.', TEXT, ctx) == []
     assert "unfinished sentence" in explanation_problems("The speaker states plainly, with no strong feeling:", "Ew.")
     assert "unfinished sentence" in explanation_problems("The speaker states matter-of-fact things like", "Ew.")
