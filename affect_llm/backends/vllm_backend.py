@@ -12,8 +12,9 @@ instead of letting multiprocessing fail with a bootstrapping error.
 Start-up compiles and warms the model (30 s to 3 min on a small CPU host; `VLLM_USE_AOT_COMPILE=0` lets
 later starts reuse the compile cache). Decoding matches the other backends: the answer schema is
 enforced with vLLM's structured outputs (guidance backend, no free whitespace), the same mild
-repetition penalty as the transformers backend, and per-token log-probabilities (vLLM computes them
-from the grammar-masked logits, i.e. renormalised over schema-valid tokens).
+repetition penalty as the transformers backend, the label model's prior over the label tokens
+(`vllm_label_prior.LabelPriorLogitsProcessor`, given per request), and per-token log-probabilities (vLLM
+computes them from the grammar-masked logits before the prior, i.e. the LLM's own over schema-valid tokens).
 """
 
 from __future__ import annotations
