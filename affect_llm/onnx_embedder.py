@@ -21,7 +21,7 @@ from typing import Any
 
 from affect_llm.errors import AffectError
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the fingerprint reads every weight tensor
 
 
 class UnsupportedModel(AffectError):

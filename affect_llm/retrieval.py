@@ -126,14 +126,14 @@ def resolve_embedder(model: str | None) -> tuple[str, str]:
 
 
 def _weights_fingerprint(model: Any) -> str:
-    """sha256 of slices of the first and last parameter tensors: same weights ⇔ same fingerprint."""
+    """sha256 of a slice of every parameter tensor: same weights ⇔ same fingerprint. Every tensor, because a
+    fine-tuned encoder (LoRA merged into the attention and dense layers) keeps its first and last ones."""
     import torch
 
-    params = [p for p in model.parameters()]
     h = hashlib.sha256()
-    for p in params[:3] + params[-3:]:
+    for p in model.parameters():
         h.update(str(tuple(p.shape)).encode())
-        h.update(p.detach().flatten()[:2048].to(torch.float32).cpu().numpy().tobytes())
+        h.update(p.detach().flatten()[:512].to(torch.float32).cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
