@@ -163,11 +163,10 @@ class VLLMBackend:
         seed: int = 0,
         json_schema: dict[str, Any] | list[dict[str, Any]] | None = None,
         label_priors: list[dict[str, float] | None] | None = None,
-        prior_weight: float = float(DECODING["prior_weight"]),
     ) -> list[Generation]:
         """`label_priors`: per conversation, a label model's probabilities of the schema's label enum values;
-        the engine's `LabelPriorLogitsProcessor` adds `prior_weight * log prior` over each label's tokens, as
-        the transformers backend does."""
+        the engine's `LabelPriorLogitsProcessor` adds `DECODING["prior_weight"] * log prior` over each label's
+        tokens, as the transformers backend does."""
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
@@ -175,11 +174,12 @@ class VLLMBackend:
         from affect_llm.backends.decode_steps import pieces
 
         priors = list(label_priors or []) + [None] * (len(batch) - len(label_priors or []))
+        weight = float(DECODING["prior_weight"])
         params = [SamplingParams(
             max_tokens=max_new_tokens, temperature=temperature, seed=seed if temperature > 0 else None,
             logprobs=0, repetition_penalty=self.repetition_penalty,
             structured_outputs=StructuredOutputsParams(json=sc) if sc is not None else None,
-            extra_args=prior_xargs(pr, prior_weight) if sc is not None else None,
+            extra_args=prior_xargs(pr, weight) if sc is not None else None,
         ) for sc, pr in zip(schemas_for(json_schema, len(batch)), priors)]
         outs = self.llm.chat(batch, params, lora_request=self.lora, use_tqdm=False)
         results = []
