@@ -115,24 +115,44 @@ def _label_colon(labels: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"(?i)(?:^|[\s'\"])(?:" + "|".join(map(re.escape, words)) + r")\s*:\s*\S")
 
 
+def _turn_text(t: Any) -> str:
+    return str(getattr(t, "text", "") or (t.get("text", "") if isinstance(t, dict) else ""))
+
+
+def _open_quote(e: str, turns: Sequence[str]) -> bool:
+    """A quote left open: an odd number of double quotes, and what follows the last one is words of the input
+    (`Joey says "What did you say to him?`). A stray quote inside a quoted span (`"for sure!”"`) is not one."""
+    marks = list(re.finditer(r'["“”]', e))
+    if len(marks) % 2 == 0:
+        return False
+    tail = " ".join(re.findall(r"\w+", e[marks[-1].end():].lower()))
+    return bool(tail) and any(tail in " ".join(re.findall(r"\w+", t.lower())) for t in turns)
+
+
 def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (),
                          labels: Iterable[str] = ()) -> list[str]:
     """Why an explanation is broken (empty list: it is not): a copied turn, a list (or one of `labels`, the
-    prompt's labels, written as "label: …"), a JSON fragment, fewer than 4 words, or a sentence cut off
-    (ending in ':', ',', ';' or a word that needs a continuation)."""
+    prompt's labels, written as "label: …"), a JSON fragment, fewer than 4 words, a line break, or a sentence
+    cut off (ending in ':', ',', ';' or a word that needs a continuation, a quote left open, or a sentence
+    stopped by the length limit without its full stop)."""
     problems = []
     e = explanation.strip()
     if len(re.findall(r"\w+", e)) < 4:
         problems.append("fewer than 4 words")
-    if re.search(r"[:,;]$|\b(?:and|or|but|like|the|a|an|of|to|with|as|that|is|are)$", e, flags=re.IGNORECASE):
+    if re.search(r"[:,;]$|\b(?:and|or|but|like|the|a|an|of|to|with|as|that|is|are)$", e, flags=re.IGNORECASE) \
+            or _open_quote(e, [text] + [_turn_text(t) for t in context]) \
+            or len(e) >= MAX_EXPLANATION_CHARS - 2 and not re.search(r"[.!?…'\"”)]$", e):
+        # ... or a quote of the input never closed, or a sentence the length limit cut off ("is a matter-b")
         problems.append("unfinished sentence")
+    if "\n" in e:
+        problems.append("a line break")
     if re.search(r'[{}]|"\s*:|\\"|\]\s*,', e):
         problems.append("JSON fragment")
     if e.startswith("[") or re.search(r"\w+, \w+, \w+, \w+", e) and len(e.split()) <= 10 \
             or re.search(r"[a-z]+:? \d+ ?[%;,]", e) or _label_colon(labels).search(e):
         problems.append("a list")  # or the prompt's label-model prior copied out ("anger: 83%", "'anger: irest")
     norm = " ".join(re.findall(r"\w+", e.lower()))
-    for turn in [text] + [getattr(t, "text", "") or (t.get("text", "") if isinstance(t, dict) else "") for t in context]:
+    for turn in [text] + [_turn_text(t) for t in context]:
         t = " ".join(re.findall(r"\w+", str(turn).lower()))
         if t and len(t.split()) >= 4 and (norm == t or (norm.startswith(t) and len(norm) - len(t) < 12)):
             problems.append("a copied turn")

@@ -170,6 +170,14 @@ def test_broken_explanations_are_detected():
     assert "unfinished sentence" in explanation_problems("The speaker states plainly, with no strong feeling:", "Ew.")
     assert "unfinished sentence" in explanation_problems("The speaker states matter-of-fact things like", "Ew.")
     assert explanation_problems("The speaker sounds sad and states it plainly", "Ew.") == []
+    # What vLLM's grammar let through: a quote left open, a sentence the length limit cut off, a line break.
+    turn = "What did you say to him? I mean it."
+    assert "unfinished sentence" in explanation_problems('Joey says "What did you say to him?', turn)
+    assert explanation_problems('Joey says "mean it!”" in a flat voice, so he sounds neutral.', "I mean it!”") == []
+    cut = ('Monica says "I\'m sorry" and "I\'m sorry, Phoebe. It\'s just a little shorter than what we had '
+           'discussed." Just a little shorter is a matter-b')
+    assert len(cut) >= 138 and "unfinished sentence" in explanation_problems(cut, "I'm sorry, Phoebe.")
+    assert "a line break" in explanation_problems('Rachel says "It’s moving" in\n\n"I don’t know."', "It’s moving")
 
 
 def test_cli_api_and_training_render_the_same_prompt(monkeypatch):
