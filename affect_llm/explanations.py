@@ -132,7 +132,8 @@ def _open_quote(e: str, turns: Sequence[str]) -> bool:
 def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (),
                          labels: Iterable[str] = ()) -> list[str]:
     """Why an explanation is broken (empty list: it is not): a copied turn, a list (or one of `labels`, the
-    prompt's labels, written as "label: …"), a JSON fragment, fewer than 4 words, a line break, or a sentence
+    prompt's labels, written as "label: …"), a JSON fragment, fewer than 4 words, a line break, a trailing tag
+    (`…: neutral.`), or a sentence
     cut off (ending in ':', ',', ';' or a word that needs a continuation, a quote left open, or a sentence
     stopped by the length limit without its full stop)."""
     problems = []
@@ -151,6 +152,8 @@ def explanation_problems(explanation: str, text: str, context: Sequence[Any] = (
     if e.startswith("[") or re.search(r"\w+, \w+, \w+, \w+", e) and len(e.split()) <= 10 \
             or re.search(r"[a-z]+:? \d+ ?[%;,]", e) or _label_colon(labels).search(e):
         problems.append("a list")  # or the prompt's label-model prior copied out ("anger: 83%", "'anger: irest")
+    if re.search(r":\s*(?![\'\"“‘])\w+(?:\s\w+)?\W*$", e):
+        problems.append("a trailing tag")  # "Joey says: 'With Carol?' no matter: neutral." ends on a tag, not a sentence
     norm = " ".join(re.findall(r"\w+", e.lower()))
     for turn in [text] + [_turn_text(t) for t in context]:
         t = " ".join(re.findall(r"\w+", str(turn).lower()))

@@ -177,6 +177,9 @@ def test_broken_explanations_are_detected():
     cut = ('Monica says "I\'m sorry" and "I\'m sorry, Phoebe. It\'s just a little shorter than what we had '
            'discussed." Just a little shorter is a matter-b')
     assert len(cut) >= 138 and "unfinished sentence" in explanation_problems(cut, "I'm sorry, Phoebe.")
+    assert "a trailing tag" in explanation_problems("Joey says: 'With Carol?'  no matter: neutral.", "With Carol?")
+    assert explanation_problems("Monica says, 'What's the charity?'; the tone remains neutral.", "What's the charity?") == []
+    assert explanation_problems("Joey says: 'Damn!', which shows anger.", "Damn!") == []
     assert "a line break" in explanation_problems('Rachel says "It’s moving" in\n\n"I don’t know."', "It’s moving")
 
 
